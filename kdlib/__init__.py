@@ -1,0 +1,26 @@
+"""kdlib — the helper library of the Distilled Giants course.
+
+Train a large teacher, distil it into a small student, measure what it costs, and compare it
+with small models that never needed a giant.  Each module owns one responsibility:
+
+=============  =====================================================================
+``runtime``    device choice (cuda → mps → cpu), seeds, the smoke size
+``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
+``models``     MLP and CNN factories; parameter and FLOP counts
+``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
+``zoo``        the config-keyed checkpoint cache
+=============  =====================================================================
+"""
+from .data import Dataset, batches, load
+from .models import cnn, count_params, describe, flops_per_example, mlp
+from .runtime import choose_device, device, is_smoke, seed_everything, sized
+from .train import History, evaluate, fit, predict
+from .zoo import load_or_train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
+    "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
+    "seed_everything", "sized",
+]

@@ -1,0 +1,117 @@
+"""Model factories sized by arguments, with parameter and FLOP counts.
+
+The teacher of lesson 1 and the students of lesson 3 are built here; lesson 5 adds the small
+task-specific architectures.  FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``,
+which counts a multiply-accumulate as 2 FLOPs (so a ``Linear(a, b)`` costs ``2·a·b`` per example).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _check_positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int = 10,
+        dropout: float = 0.0) -> nn.Sequential:
+    """A multi-layer perceptron: Flatten → [Linear → ReLU (→ Dropout)] × len(hidden) → Linear.
+
+    ``mlp(784, (256,), 10)`` has 784·256 + 256 + 256·10 + 10 = 203,530 parameters.  Used as the
+    student in lessons 3–6.
+    """
+    _check_positive("in_features", in_features)
+    _check_positive("num_classes", num_classes)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        _check_positive("each hidden width", h)
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn(channels: Sequence[int] = (32, 64), hidden: int = 256, num_classes: int = 10,
+        in_channels: int = 1, image_size: int = 28, dropout: float = 0.25,
+        batch_norm: bool = True) -> nn.Sequential:
+    """A VGG-style CNN: per entry of ``channels`` a block of two 3×3 convs (+BN) + ReLU + 2×2 max-pool,
+    then Flatten → Linear(hidden) → ReLU → Dropout → Linear(num_classes).
+
+    ``cnn((32, 64), 256)`` on 28×28 inputs is the lesson 1 teacher (~0.9M parameters; most of
+    them in the first Linear layer).
+    """
+    if not channels:
+        raise ValueError("cnn needs at least one conv block in channels, e.g. (32, 64).")
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
+                        ("image_size", image_size), ("hidden", hidden)):
+        _check_positive(name, value)
+    if image_size // 2 ** len(channels) < 1:
+        raise ValueError(f"{len(channels)} pooling blocks shrink a {image_size}px image to nothing; use fewer blocks.")
+    layers: list[nn.Module] = []
+    c_in, size = in_channels, image_size
+    for c in channels:
+        _check_positive("each channel count", c)
+        for conv_in in (c_in, c):
+            layers.append(nn.Conv2d(conv_in, c, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(nn.ReLU())
+        layers.append(nn.MaxPool2d(2))
+        c_in, size = c, size // 2
+    layers += [nn.Flatten(), nn.Linear(c_in * size * size, hidden), nn.ReLU(),
+               nn.Dropout(dropout), nn.Linear(hidden, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def flops_per_example(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Forward-pass FLOPs for one example of shape ``input_shape`` (e.g. ``(1, 28, 28)``).
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` in eval mode on a batch of one;
+    a multiply-accumulate is 2 FLOPs.  Training costs roughly 3× this per example (forward +
+    backward, Kaplan et al. 2020's 6·N rule for dense layers).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"input_shape must be positive sizes of one example, got {input_shape!r}.")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros((1, *shape), device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def describe(model: nn.Module, input_shape: Sequence[int]) -> dict:
+    """Parameters, forward FLOPs per example and float32 size in MB of a model (lesson 1)."""
+    params = count_params(model)
+    return {"params": params, "flops": flops_per_example(model, input_shape),
+            "size_mb": round(params * 4 / 1e6, 3)}
+
+
+def human(n: float, unit: str = "") -> str:
+    """Format a count with k/M/G/T suffixes: ``human(2.5e6, 'FLOPs') == '2.5 MFLOPs'``."""
+    if n == 0:
+        return f"0 {unit}".strip()
+    exp = min(int(math.log10(abs(n)) // 3), 4)
+    return f"{n / 10 ** (3 * exp):.3g} {['', 'k', 'M', 'G', 'T'][exp]}{unit}".strip()

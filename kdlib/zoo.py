@@ -1,0 +1,115 @@
+"""The trained-model cache: load a model when a valid checkpoint exists, else train and save it.
+
+A checkpoint is keyed by a name and by the configuration that produced it: change the config
+(architecture, epochs, seed, smoke size...) and a different file is used, so stale weights are
+never loaded.  Writes are atomic (temporary file in the same folder, then ``os.replace``), loads
+use ``torch.load(weights_only=True)``, and an unreadable or corrupted file is retrained, with a
+warning, instead of crashing or half-loading.  Introduced in lesson 1 (the cached teacher).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import data_dir
+
+FORMAT = 1  # bump when the checkpoint layout changes; old files are then retrained
+
+
+@dataclass
+class Entry:
+    """What :func:`load_or_train` returns: the model, the metadata saved with it, and whether it
+    came from the cache (``cached``) or was trained now."""
+
+    model: nn.Module
+    meta: dict
+    cached: bool
+    path: Path
+
+
+def zoo_dir() -> Path:
+    """Folder of cached checkpoints: ``<data dir>/zoo``."""
+    return data_dir() / "zoo"
+
+
+def config_key(config: dict) -> str:
+    """A 12-hex-digit SHA-256 of the config as canonical JSON (sorted keys)."""
+    try:
+        text = json.dumps({"format": FORMAT, **config}, sort_keys=True)
+    except TypeError as err:
+        raise TypeError(f"A zoo config must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from err
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def checkpoint_path(name: str, config: dict) -> Path:
+    """Where the checkpoint of ``name`` trained with ``config`` lives."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+        raise ValueError(f"Zoo names use letters, digits, '.', '_' and '-' only; got {name!r}.")
+    return zoo_dir() / f"{name}-{config_key(config)}.pt"
+
+
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _try_load(path: Path, config: dict, model: nn.Module) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("config") != json.loads(json.dumps(config)):
+            raise ValueError("stored config differs from the requested one")
+        model.load_state_dict(payload["state_dict"])
+        return dict(payload.get("meta", {}))
+    except Exception as err:  # corrupted, truncated, foreign or mismatched: retrain
+        warnings.warn(f"Ignoring checkpoint {path} ({type(err).__name__}: {err}); training again.", stacklevel=3)
+        return None
+
+
+def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
+                  train: Callable[[nn.Module], dict | None], *, retrain: bool = False) -> Entry:
+    """Return the model ``name`` for ``config``: from the cache when valid, else trained now.
+
+    ``build()`` makes a fresh, untrained model; ``train(model)`` trains it in place and returns
+    a dict of metadata worth keeping (accuracy, seconds, energy...), which is saved with the
+    weights and returned as ``Entry.meta`` on later loads.  ``retrain=True`` ignores the cache.
+    """
+    path = checkpoint_path(name, config)
+    model = build()
+    if not retrain:
+        meta = _try_load(path, config, model)
+        if meta is not None:
+            model.eval()
+            return Entry(model, meta, True, path)
+    start = time.perf_counter()
+    meta = dict(train(model) or {})
+    meta.setdefault("train_seconds", round(time.perf_counter() - start, 2))
+    # Plain JSON types only, so that weights_only=True can load them back (numpy floats -> float).
+    meta = json.loads(json.dumps(meta, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"config": config, "meta": meta, "state_dict": state}, path)
+    model.eval()
+    return Entry(model, meta, False, path)
