@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -118,7 +119,7 @@ def verify_file(path: Path, spec: IdxFile) -> bytes:
         raise CorruptDataError(f"Cannot read {path}: {err}") from err
     try:
         raw = gzip.decompress(packed)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
         raise CorruptDataError(
             f"{path} is not a complete gzip file ({err}); delete it and run "
             "`python -m kdlib data fetch` again."

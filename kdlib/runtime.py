@@ -67,8 +67,8 @@ def _mps_available() -> bool:
 def choose_device(preferred: str | torch.device | None = None) -> DeviceChoice:
     """Pick the device: the one asked for, else ``KDLIB_DEVICE``, else cuda → mps → cpu.
 
-    This is the one place in kdlib that decides where tensors live; nothing else calls
-    ``.cuda()``.  An unknown or unavailable device is a ``ValueError`` that says what exists.
+    This is the one place in kdlib that decides where tensors live; nothing else picks a
+    GPU by hand.  An unknown or unavailable device is a ``ValueError`` that says what exists.
     """
     source = "asked for"
     if preferred is None or preferred == "auto":

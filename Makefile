@@ -1,0 +1,47 @@
+# Distilled Giants — the three commands of the README.
+#   make lab     set up, get the data, open the lessons in JupyterLab
+#   make test    set up, get the data, run every test (kdlib units + every notebook in smoke size)
+#   make course  set up, get the data, run every solution notebook at full size into build/course/
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup data lab test course bench doctor clean
+
+setup: $(STAMP)
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Data: found locally, else (as root on Debian/Ubuntu) the dataset-fashion-mnist package,
+# else downloaded with torchvision. Checksums are verified either way.
+data: setup
+	@$(PY) -m kdlib data verify >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's dataset-fashion-mnist..."; \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  fi; }
+	$(PY) -m kdlib data fetch
+
+lab: data
+	$(VENV)/bin/jupyter lab lessons/
+
+test: data
+	KDLIB_SMOKE=1 $(VENV)/bin/pytest
+
+course: data
+	$(PY) -m kdlib course run --out build/course
+
+bench: data
+	$(PY) -m kdlib bench --out build/bench.json
+
+doctor: setup
+	$(PY) -m kdlib doctor
+
+clean:
+	rm -rf build .pytest_cache

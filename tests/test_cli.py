@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "kdlib", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_doctor_prints_the_table():
+    out = _run("doctor")
+    assert out.returncode == 0, out.stderr
+    for word in ("torch", "torchvision", "python", "device", "threads", "fashion_mnist", "digits", "mnist1d"):
+        assert word in out.stdout
+    assert "available" in out.stdout
+
+
+def test_data_verify():
+    out = _run("data", "verify")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(" ok ") == 4
+
+
+def test_data_verify_reports_missing_data(tmp_path):
+    import os
+
+    env = {**os.environ, "KDLIB_DATA": str(tmp_path)}
+    code = ("import sys, kdlib.data as d, kdlib.__main__ as m; from pathlib import Path; "
+            f"d.DEBIAN_FASHION_DIR = Path({str(tmp_path / 'none')!r}); sys.exit(m.main(['data', 'verify']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "apt-get install dataset-fashion-mnist" in out.stderr
+
+
+def test_bench_smoke_run(tmp_path):
+    import os
+
+    target = tmp_path / "bench.json"
+    out = _run("bench", "--out", str(target), env={**os.environ, "KDLIB_SMOKE": "1"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(target.read_text())
+    assert set(result["epoch"]["ratio_to_kdlib"]) == {"kdlib", "tutorial", "tensordataset", "floor"}
+    assert all(v > 0 for v in result["epoch"]["seconds_per_epoch"].values())
+    assert "compute floor" in out.stdout
+
+
+def test_unknown_command_fails_cleanly():
+    out = _run("frobnicate")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
