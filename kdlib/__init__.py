@@ -8,9 +8,16 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
-``zoo``        the config-keyed checkpoint cache
+``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teacher
+``distill``    temperature softmax, the KD loss, a frozen teacher, logit caching
+``perf``       measured matmul peak and achieved GFLOP/s
+``checks``     exercise checks that say right or wrong without giving the answer
+``plots``      labelled matplotlib figures; ``widgets``: the temperature explorer
+``tables``     result tables (text and HTML), mean ± std
+``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
+from . import checks, course, distill, perf, plots, recipes, tables
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
@@ -20,6 +27,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
+    "checks", "course", "distill", "perf", "plots", "recipes", "tables",
     "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized",

@@ -102,7 +102,7 @@ def _forward(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = None) -
         if out.ndim != 2:
             raise ValueError(f"The model must return logits of shape (batch, classes), got {tuple(out.shape)}.")
         top = int(y.max())
-        if top >= out.shape[1] or int(y.min()) < 0:
+        if top >= out.shape[1] or int(y.min()) < -1:
             raise ValueError(
                 f"Labels run from {int(y.min())} to {top} but the model outputs {out.shape[1]} classes; "
                 "build the model with num_classes equal to the number of classes."
@@ -220,6 +220,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
              if schedule == "cosine" else None)
 
+    # labels of -1 mark unlabelled examples (few-label distillation, lesson 3); train_acc skips them
+    has_unlabelled = bool((train[1] < 0).any())
     history = History()
     bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=quiet or rank != 0,
                leave=True, dynamic_ncols=True)
@@ -229,7 +231,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
             net.train()
             loss_sum = torch.zeros((), device=dev)
             correct = torch.zeros((), device=dev, dtype=torch.long)
-            seen = 0
+            seen = labelled = 0
             for batch in batches(*train, batch_size=local_batch, generator=generator,
                                  rank=rank, world_size=world):
                 xb = augment(batch[0]) if augment is not None else batch[0]
@@ -243,13 +245,15 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                 n = len(batch[1])
                 loss_sum += loss.detach() * n
                 correct += (logits.detach().argmax(1) == batch[1]).sum()
+                labelled += int((batch[1] >= 0).sum()) if has_unlabelled else n
                 seen += n
                 bar.update(1)
-            totals = torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=dev)])
+            counts = torch.tensor([float(seen), float(max(labelled, 1))], device=dev)
+            totals = torch.cat([torch.stack([loss_sum, correct.to(loss_sum.dtype)]), counts])
             if world > 1:
                 torch.distributed.all_reduce(totals)
             row = {"epoch": epoch, "train_loss": float(totals[0] / totals[2]),
-                   "train_acc": float(totals[1] / totals[2])}
+                   "train_acc": float(totals[1] / totals[3])}
             if val is not None:
                 scores = evaluate(model, *val)
                 row.update(val_loss=scores["loss"], val_acc=scores["acc"])

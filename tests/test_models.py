@@ -12,7 +12,8 @@ def test_mlp_params_and_flops_by_hand():
 
 
 def test_cnn_flops_by_hand():
-    net = models.cnn((4,), hidden=8, num_classes=10, image_size=8, batch_norm=False, dropout=0.0)
+    net = models.cnn((4,), hidden=8, num_classes=10, image_size=8, batch_norm=False, dropout=0.0,
+                     convs_per_block=2)
     conv = 2 * (1 * 4 * 9 * 64) + 2 * (4 * 4 * 9 * 64)
     dense = 2 * (4 * 4 * 4 * 8) + 2 * (8 * 10)
     assert models.flops_per_example(net, (1, 8, 8)) == conv + dense == 24_224

@@ -1,0 +1,104 @@
+"""Exercise checks: tell a learner whether their answer is right without showing the answer.
+
+Each ``check_*`` calls the learner's function on small hand-made inputs, compares with kdlib's
+reference, and prints one line: ✓, ✗ with a hint, or "not done yet" when the function still
+raises ``NotImplementedError`` (the lesson then carries on with kdlib's version).  It returns
+True, False or None accordingly, so a lesson can also ``assert`` it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _attempt(fn, *args, **kwargs):
+    try:
+        return True, fn(*args, **kwargs)
+    except NotImplementedError:
+        return False, None
+
+
+def _not_done(name: str, fallback: str) -> None:
+    print(f"… {name}: not done yet — the lesson continues with {fallback}.")
+    return None
+
+
+def _verdict(name: str, ok: bool, hint: str) -> bool:
+    print(f"✓ {name}: correct." if ok else f"✗ {name}: not yet. Hint: {hint}")
+    return ok
+
+
+def check_matmul_flops(fn) -> bool | None:
+    """Lesson 0: ``fn(n, m, k)`` = FLOPs of an (n×m) @ (m×k) product."""
+    done, _ = _attempt(fn, 2, 3, 4)
+    if not done:
+        return _not_done("matmul_flops", "2·n·m·k")
+    cases = [(2, 3, 4), (1, 1, 1), (64, 128, 32), (1000, 1, 7)]
+    ok = all(int(fn(n, m, k)) == 2 * n * m * k for n, m, k in cases)
+    return _verdict("matmul_flops", ok, "each of the n·k outputs is a dot product of length m; "
+                    "count a multiply and an add separately.")
+
+
+def check_queries_to_match(fn) -> bool | None:
+    """Lesson 0: ``fn(training_mwh, wh_per_query)`` = queries whose energy equals the training energy."""
+    done, _ = _attempt(fn, 1.0, 1.0)
+    if not done:
+        return _not_done("queries_to_match", "kdlib's reference")
+    cases = [(1.0, 1.0), (1287.0, 3.0), (1287.0, 0.3), (0.5, 2.5)]
+    ok = all(math.isclose(float(fn(mwh, wh)), mwh * 1e6 / wh, rel_tol=1e-6) for mwh, wh in cases)
+    return _verdict("queries_to_match", ok, "convert both sides to the same unit first: 1 MWh = 1,000,000 Wh.")
+
+
+def check_conv_params(fn) -> bool | None:
+    """Lesson 1: ``fn(c_in, c_out, k)`` = parameters of ``nn.Conv2d(c_in, c_out, k)`` with bias."""
+    done, _ = _attempt(fn, 1, 1, 1)
+    if not done:
+        return _not_done("conv_params", "torch's own count")
+    cases = [(1, 32, 3), (32, 64, 3), (3, 8, 5), (1, 1, 1)]
+    ok = all(int(fn(ci, co, k)) == sum(p.numel() for p in torch.nn.Conv2d(ci, co, k).parameters())
+             for ci, co, k in cases)
+    return _verdict("conv_params", ok, "every output channel has one k×k filter per input channel, plus one bias.")
+
+
+def check_softmax_t(fn) -> bool | None:
+    """Lesson 2: ``fn(logits, T)`` = temperature softmax over the last dimension."""
+    from .distill import softmax_t
+
+    z = torch.tensor([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [10.0, -5.0, 3.0]])
+    done, _ = _attempt(fn, z, 1.0)
+    if not done:
+        return _not_done("softmax_t", "kd.distill.softmax_t")
+    ok = all(torch.allclose(torch.as_tensor(fn(z, T)).float(), softmax_t(z, T), atol=1e-6)
+             for T in (0.5, 1.0, 4.0, 20.0))
+    big = torch.tensor([[1000.0, 0.0]])
+    ok = ok and bool(torch.isfinite(torch.as_tensor(fn(big, 1.0))).all())
+    return _verdict("softmax_t", ok, "divide the logits by T before the softmax, and keep it stable "
+                    "for large logits (torch.softmax already is).")
+
+
+def check_kd_loss(fn) -> bool | None:
+    """Lesson 3: ``fn(student_logits, teacher_logits, labels, T, alpha)`` = the Hinton KD loss."""
+    from .distill import kd_loss
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 5, generator=g) * 3, torch.randn(6, 5, generator=g) * 3
+    y = torch.randint(0, 5, (6,), generator=g)
+    done, _ = _attempt(fn, s, t, y, 2.0, 0.5)
+    if not done:
+        return _not_done("kd_loss", "kd.distill.kd_loss")
+    hints = []
+    for T, alpha in [(1.0, 0.5), (4.0, 0.9), (20.0, 1.0), (2.0, 0.0)]:
+        got = float(fn(s, t, y, T, alpha))
+        want = float(kd_loss(s, t, y, T, alpha))
+        if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6):
+            if alpha == 0.0:
+                hints.append("at alpha = 0 the loss should be the plain cross-entropy with the labels")
+            elif math.isclose(got, want / (T * T), rel_tol=1e-3):
+                hints.append("the soft term needs the T² factor")
+            else:
+                hints.append("use KL(teacher ‖ student) on log-softmax(logits / T), reduction='batchmean'")
+    same = float(fn(t, t, y, 4.0, 1.0))
+    if abs(same) > 1e-5:
+        hints.append("with identical logits and alpha = 1 the loss must be 0")
+    return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))

@@ -1,0 +1,48 @@
+"""Small result tables that print as text and render as HTML in a notebook."""
+from __future__ import annotations
+
+import html
+import statistics
+from typing import Sequence
+
+
+def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
+    """``"88.12 ± 0.31"``: mean and sample standard deviation (0 for one value), times ``scale``."""
+    values = [scale * float(v) for v in values]
+    if not values:
+        raise ValueError("mean_std needs at least one value.")
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+class Table:
+    """Rows of dicts shown as an aligned text table (``print``) or HTML (notebook display)."""
+
+    def __init__(self, rows: Sequence[dict], title: str = ""):
+        self.rows = [dict(r) for r in rows]
+        self.title = title
+        self.columns = list(dict.fromkeys(k for r in self.rows for k in r))
+
+    def _cell(self, value) -> str:
+        if isinstance(value, float):
+            return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return "" if value is None else str(value)
+
+    def __str__(self) -> str:
+        cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+                  for i, c in enumerate(self.columns)]
+        line = lambda items: "  ".join(s.rjust(w) for s, w in zip(items, widths))
+        out = [self.title] if self.title else []
+        return "\n".join(out + [line(self.columns), line("-" * w for w in widths)] + [line(r) for r in cells])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{html.escape(self._cell(r.get(c)))}</td>"
+                                         for c in self.columns) + "</tr>" for r in self.rows)
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

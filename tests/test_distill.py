@@ -1,0 +1,156 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kdlib as kd
+from kdlib import checks, distill
+
+
+def test_softmax_t_limits():
+    z = torch.tensor([3.0, 1.0, 0.0])
+    assert torch.allclose(distill.softmax_t(z, 1.0), torch.softmax(z, -1))
+    assert torch.allclose(distill.softmax_t(z, 1e4), torch.full((3,), 1 / 3), atol=1e-3)
+    assert distill.softmax_t(z, 0.01)[0] > 0.999
+
+
+def test_entropy_by_hand():
+    assert float(distill.entropy(torch.tensor([0.5, 0.5]))) == pytest.approx(math.log(2))
+    assert float(distill.entropy(torch.tensor([1.0, 0.0]))) == pytest.approx(0.0)
+
+
+def test_identical_logits_have_zero_kl():
+    z = torch.randn(8, 10)
+    terms = distill.kd_terms(z, z.clone(), torch.zeros(8, dtype=torch.long), T=4.0, alpha=1.0)
+    assert float(terms["soft"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(terms["loss"]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_alpha_zero_is_cross_entropy():
+    s, t = torch.randn(5, 4), torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    assert float(distill.kd_loss(s, t, y, T=3.0, alpha=0.0)) == pytest.approx(float(F.cross_entropy(s, y)))
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0])
+def test_two_class_value_by_hand(T):
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])
+    p1 = 3 ** (1 / T) / (3 ** (1 / T) + 1)  # teacher's soft label for class 0
+    kl = p1 * math.log(p1 / 0.5) + (1 - p1) * math.log((1 - p1) / 0.5)
+    y = torch.tensor([1])
+    want = 0.7 * T * T * kl + 0.3 * math.log(2)
+    assert float(distill.kd_loss(s, t, y, T=T, alpha=0.7)) == pytest.approx(want, rel=1e-5)
+
+
+def test_t_squared_keeps_gradient_scale():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(64, 10, generator=g) * 2
+
+    def grad_norm(T):
+        s = (torch.randn(64, 10, generator=torch.Generator().manual_seed(1)) * 2).requires_grad_()
+        distill.kd_loss(s, t, torch.zeros(64, dtype=torch.long), T=T, alpha=1.0).backward()
+        return float(s.grad.norm())
+
+    ratio = grad_norm(10.0) / grad_norm(20.0)
+    assert 0.8 < ratio < 1.25  # with T² the size is about independent of T; without it the ratio would be ~4
+
+
+@pytest.mark.parametrize("T", [0, -1.0, float("nan"), float("inf"), "4"])
+def test_bad_temperature(T):
+    with pytest.raises(ValueError, match="Temperature"):
+        distill.kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), T=T)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, True])
+def test_bad_alpha(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        distill.kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), alpha=alpha)
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="same shape"):
+        distill.kd_loss(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
+
+
+def test_unlabelled_rows_get_soft_term_only():
+    s, t = torch.randn(4, 3), torch.randn(4, 3)
+    y = torch.tensor([0, distill.UNLABELED, 2, distill.UNLABELED])
+    terms = distill.kd_terms(s, t, y, T=2.0, alpha=0.5)
+    assert float(terms["hard"]) == pytest.approx(float(F.cross_entropy(s[[0, 2]], y[[0, 2]])))
+    none = distill.kd_terms(s, t, torch.full((4,), distill.UNLABELED), T=2.0, alpha=0.5)
+    assert float(none["hard"]) == 0.0 and torch.isfinite(none["loss"])
+
+
+def test_teacher_is_frozen_by_construction():
+    teacher = kd.mlp(4, (8,), 3, dropout=0.5)
+    frozen = distill.freeze(teacher)
+    frozen.train()
+    assert not frozen.training and not teacher.training
+    assert all(not p.requires_grad for p in frozen.parameters())
+    x = torch.randn(5, 4)
+    out = frozen(x)
+    assert out.grad_fn is None
+    assert torch.equal(out, frozen(x))  # dropout is off
+    assert distill.freeze(frozen) is frozen
+
+
+def test_online_teacher_never_changes_and_matches_cached():
+    data = kd.load("digits", smoke=False)
+    torch.manual_seed(0)
+    teacher = kd.mlp(64, (32,), 10)
+    kd.fit(teacher, data, epochs=2, quiet=True)
+    before = [p.clone() for p in teacher.parameters()]
+    logits = distill.cache_logits(teacher, data.X_train)
+
+    students = []
+    for criterion, train in [(distill.KDCriterion(4.0, 0.9, teacher=teacher), data.train),
+                             (distill.KDCriterion(4.0, 0.9), (*data.train, logits))]:
+        torch.manual_seed(5)
+        student = kd.mlp(64, (16,), 10)
+        kd.fit(student, train, data.val, epochs=2, criterion=criterion, seed=1, quiet=True)
+        students.append(torch.cat([p.flatten() for p in student.parameters()]))
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    assert torch.allclose(students[0], students[1], atol=1e-5)
+
+
+def test_criterion_without_logits_is_explained():
+    with pytest.raises(ValueError, match="cached teacher logits"):
+        distill.KDCriterion()(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)))
+
+
+def test_agreement_and_gap_closed():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert distill.agreement(s, t) == 0.75
+    assert distill.gap_closed(0.85, 0.80, 0.90) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="undefined"):
+        distill.gap_closed(0.9, 0.9, 0.9)
+
+
+def test_check_kd_loss_verdicts(capsys):
+    assert checks.check_kd_loss(distill.kd_loss) is True
+
+    def no_t_squared(s, t, y, T, alpha):
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+        return alpha * soft + (1 - alpha) * F.cross_entropy(s, y)
+
+    assert checks.check_kd_loss(no_t_squared) is False
+    assert "T²" in capsys.readouterr().out
+
+    def unsolved(*args):
+        raise NotImplementedError
+
+    assert checks.check_kd_loss(unsolved) is None
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_other_checks_accept_the_reference(capsys):
+    assert checks.check_softmax_t(distill.softmax_t) is True
+    assert checks.check_matmul_flops(lambda n, m, k: 2 * n * m * k) is True
+    assert checks.check_matmul_flops(lambda n, m, k: n * m * k) is False
+    assert checks.check_queries_to_match(lambda mwh, wh: mwh * 1e6 / wh) is True
+    assert checks.check_conv_params(lambda ci, co, k: ci * co * k * k + co) is True
+    assert checks.check_conv_params(lambda ci, co, k: ci * co * k * k) is False
+    assert "Hint" in capsys.readouterr().out
