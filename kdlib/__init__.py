@@ -17,7 +17,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import checks, course, distill, perf, plots, recipes, tables
+from . import checks, course, distill, perf, plots, recipes, tables, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
@@ -27,7 +27,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "checks", "course", "distill", "perf", "plots", "recipes", "tables",
+    "checks", "course", "distill", "perf", "plots", "recipes", "tables", "widgets",
     "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized",
