@@ -64,11 +64,10 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     log_p_teacher = F.log_softmax(teacher_logits.detach() / T, dim=-1)
     log_q_student = F.log_softmax(student_logits / T, dim=-1)
     soft = T * T * F.kl_div(log_q_student, log_p_teacher, reduction="batchmean", log_target=True)
-    labelled = labels != UNLABELED
-    if labelled.any():
-        hard = F.cross_entropy(student_logits[labelled], labels[labelled])
+    if bool((labels == UNLABELED).all()):
+        hard = student_logits.new_zeros(())
     else:
-        hard = student_logits.sum() * 0.0
+        hard = F.cross_entropy(student_logits, labels, ignore_index=UNLABELED)
     return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
