@@ -14,10 +14,13 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``checks``     exercise checks that say right or wrong without giving the answer
 ``plots``      labelled matplotlib figures; ``widgets``: the temperature explorer
 ``tables``     result tables (text and HTML), mean ± std
+``teacherfree`` label smoothing, virtual teacher, born-again self-distillation, self-training
+``augment``    per-image augmentation with torchvision.transforms.v2
+``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import checks, course, distill, perf, plots, recipes, tables, widgets
+from . import augment, checks, compress, course, distill, perf, plots, recipes, tables, teacherfree, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
@@ -27,7 +30,8 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "checks", "course", "distill", "perf", "plots", "recipes", "tables", "widgets",
+    "augment", "checks", "compress", "course", "distill", "perf", "plots", "recipes", "tables", "teacherfree",
+    "widgets",
     "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized",

@@ -1,0 +1,116 @@
+"""Regularisers and semi-supervision that need no giant: the teacher-free routes of lesson 5.
+
+* label smoothing (Szegedy et al. 2016) — soft targets with no teacher at all;
+* a *virtual teacher* (Yuan et al. 2020, "Revisiting Knowledge Distillation via Label Smoothing
+  Regularization", Tf-KD) — a hand-made teacher distribution used in the KD loss;
+* self-distillation, born-again style (Furlanello et al. 2018) — the model's own earlier
+  generation is the teacher;
+* self-training with pseudo-labels (Lee 2013; Xie et al. 2020) — the small model labels the
+  unlabelled data itself, where lesson 3 used a giant's soft labels.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distill import UNLABELED, KDCriterion, cache_logits, kd_loss
+from .train import fit, predict
+
+
+def label_smoothing(epsilon: float = 0.1):
+    """Cross-entropy against ``(1 − ε)·one_hot + ε / K`` (Szegedy et al. 2016), as a ``fit`` criterion."""
+    if not 0.0 <= epsilon < 1.0:
+        raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}.")
+
+    def criterion(logits, batch):
+        return F.cross_entropy(logits, batch[1], label_smoothing=epsilon)
+
+    return criterion
+
+
+def virtual_teacher_logits(labels: torch.Tensor, num_classes: int, correct_prob: float = 0.9) -> torch.Tensor:
+    """Logits of Tf-KD's virtual teacher: probability ``a`` on the true class, ``(1 − a)/(K − 1)`` on each other.
+
+    Returned as log-probabilities, so ``softmax(result) `` gives back that distribution (at T = 1).
+    """
+    if not 1.0 / num_classes < correct_prob < 1.0:
+        raise ValueError(f"correct_prob must be between 1/K and 1, got {correct_prob!r}.")
+    probs = torch.full((len(labels), num_classes), (1 - correct_prob) / (num_classes - 1), device=labels.device)
+    probs[torch.arange(len(labels), device=labels.device), labels] = correct_prob
+    return probs.log()
+
+
+def virtual_teacher(num_classes: int, correct_prob: float = 0.9, T: float = 20.0, alpha: float = 0.5):
+    """Tf-KD (Yuan et al. 2020) as a ``fit`` criterion: the KD loss against a hand-made teacher.
+
+    ``alpha · T² · KL(p_virtual,T ‖ q_T) + (1 − alpha) · CE``; no model is ever run as teacher.
+    """
+    def criterion(logits, batch):
+        teacher = virtual_teacher_logits(batch[1], num_classes, correct_prob)
+        return kd_loss(logits, teacher, batch[1], T, alpha)
+
+    return criterion
+
+
+def born_again(build: Callable[[], nn.Module], train: tuple, generations: int = 2, *, T: float = 1.0,
+               alpha: float = 0.5, first: nn.Module | None = None, **fit_kwargs) -> list[nn.Module]:
+    """Self-distillation: generation k+1, same architecture, is distilled from generation k.
+
+    Generation 1 is trained on labels (or passed in as ``first``); each later one learns from the
+    previous generation's cached logits with the KD loss (Furlanello et al. 2018).  Returns all
+    generations; the teacher's cost is the small model's own, counted in the ledger of lesson 5.
+    """
+    if generations < 1:
+        raise ValueError("generations must be at least 1.")
+    X, y = train[0], train[1]
+    models = [first] if first is not None else []
+    if first is None:
+        model = build()
+        fit(model, (X, y), **fit_kwargs)
+        models.append(model)
+    while len(models) < generations:
+        logits = cache_logits(models[-1], X)
+        student = build()
+        fit(student, (X, y, logits), criterion=KDCriterion(T, alpha), **fit_kwargs)
+        models.append(student)
+    return models
+
+
+def pseudo_labels(model: nn.Module, X: torch.Tensor, threshold: float = 0.9) -> tuple[torch.Tensor, float]:
+    """The model's own predictions as labels where its confidence ≥ ``threshold``, else ``UNLABELED``.
+
+    Returns (labels, fraction kept).  Lesson 5's self-training.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
+    probs = torch.softmax(predict(model, X), dim=-1)
+    confidence, labels = probs.max(-1)
+    labels[confidence < threshold] = UNLABELED
+    return labels, float((confidence >= threshold).float().mean())
+
+
+def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: torch.Tensor, *, rounds: int = 1,
+               threshold: float = 0.9, labelled_fit: dict, round_fit: dict) -> tuple[nn.Module, list[float]]:
+    """Self-training: fit on the labelled set, pseudo-label the rest, refit on both; repeat.
+
+    The first model is trained on the labelled examples with ``fit(**labelled_fit)``.  Each round
+    then trains a fresh model, with ``fit(**round_fit)``, on the labelled examples plus every
+    unlabelled example the previous model labels with confidence ≥ ``threshold``.  Returns the
+    final model and the fraction of unlabelled examples kept in each round.
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1.")
+    X_l, y_l = labelled
+    model = build()
+    fit(model, (X_l, y_l), **labelled_fit)
+    kept = []
+    for _ in range(rounds):
+        labels, fraction = pseudo_labels(model, unlabelled_X, threshold)
+        kept.append(fraction)
+        mask = labels != UNLABELED
+        model = build()
+        fit(model, (torch.cat([X_l, unlabelled_X[mask]]), torch.cat([y_l, labels[mask]])), **round_fit)
+    return model, kept
