@@ -11,6 +11,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teacher
 ``distill``    temperature softmax, the KD loss, a frozen teacher, logit caching
 ``perf``       measured matmul peak and achieved GFLOP/s
+``energy``     EnergyMeter (nvml / rapl counters, labelled estimate), ledger, break-even, CO2
 ``checks``     exercise checks that say right or wrong without giving the answer
 ``plots``      labelled matplotlib figures; ``widgets``: the temperature explorer
 ``tables``     result tables (text and HTML), mean ± std
@@ -20,7 +21,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import augment, checks, compress, course, distill, perf, plots, recipes, tables, teacherfree, widgets
+from . import augment, checks, compress, course, distill, energy, perf, plots, recipes, tables, teacherfree, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
@@ -30,7 +31,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "augment", "checks", "compress", "course", "distill", "perf", "plots", "recipes", "tables", "teacherfree",
+    "augment", "checks", "compress", "course", "distill", "energy", "perf", "plots", "recipes", "tables", "teacherfree",
     "widgets",
     "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",

@@ -63,6 +63,10 @@ def doctor() -> int:
     print(_table(rows))
     print("Datasets")
     print(_table(_dataset_rows()))
+    from .energy import available_backends
+
+    print("Energy meters")
+    print(_table(list(available_backends().items())))
     return 0
 
 

@@ -107,9 +107,9 @@ class RaplBackend:
                                          "Linux machine, or a VM/container without powercap).")
             self._range = [int(_read(z / "max_energy_range_uj")) for z in self.zones]
             self._last = [int(_read(z / "energy_uj")) for z in self.zones]
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: a counter file that holds no number
             raise EnergyBackendError(f"RAPL counters under {root} are not readable ({err.__class__.__name__}: "
-                                     f"{err.strerror or err}); run as root or `sudo chmod a+r "
+                                     f"{getattr(err, 'strerror', None) or err}); run as root or `sudo chmod a+r "
                                      f"{root}/intel-rapl:*/energy_uj`.") from err
         self._wraps = [0] * len(self.zones)
         self.source = f"rapl counter ({', '.join(_read(z / 'name') for z in self.zones)})"

@@ -11,7 +11,8 @@ def _run(*args, env=None):
 def test_doctor_prints_the_table():
     out = _run("doctor")
     assert out.returncode == 0, out.stderr
-    for word in ("torch", "torchvision", "python", "device", "threads", "fashion_mnist", "digits", "mnist1d"):
+    for word in ("torch", "torchvision", "python", "device", "threads", "fashion_mnist", "digits", "mnist1d",
+                 "Energy meters", "estimate"):
         assert word in out.stdout
     assert "available" in out.stdout
 
