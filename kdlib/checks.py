@@ -102,3 +102,30 @@ def check_kd_loss(fn) -> bool | None:
     if abs(same) > 1e-5:
         hints.append("with identical logits and alpha = 1 the loss must be 0")
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
+
+
+def check_cpu_estimate(fn) -> bool | None:
+    """Lesson 4: ``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules."""
+    done, _ = _attempt(fn, 1.0, 1, 1.0)
+    if not done:
+        return _not_done("cpu_estimate", "kdlib's estimate backend")
+    cases = [(1.0, 1, 1.0), (10.0, 2, 85.0), (3.5, 8, 45.0), (0.0, 4, 65.0)]
+    ok = all(math.isclose(float(fn(s, n, w)), s / n * w, rel_tol=1e-9, abs_tol=1e-12) for s, n, w in cases)
+    return _verdict("cpu_estimate", ok, "the process uses its CPU seconds out of n_cpus × wall seconds the "
+                    "whole package could give; a watt is a joule per second.")
+
+
+def check_break_even(fn) -> bool | None:
+    """Lesson 4: ``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's."""
+    from .energy import break_even
+
+    done, _ = _attempt(fn, 100.0, 1.0, 10.0, 2.0)
+    if not done:
+        return _not_done("break_even", "kd.energy.break_even")
+    cases = [(100.0, 1.0, 10.0, 2.0), (5e6, 0.01, 2e5, 0.05), (1.0, 3.0, 2.0, 0.5)]
+    ok = True
+    for case in cases:
+        want, got = break_even(*case), float(fn(*case))
+        ok &= (math.isinf(want) and math.isinf(got)) or math.isclose(got, want, rel_tol=1e-6)
+    return _verdict("break_even", ok, "set the two totals upfront + q·per_query equal and solve for q; "
+                    "if A's per-query cost is not lower it never catches up (math.inf).")

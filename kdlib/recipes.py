@@ -9,6 +9,7 @@ import time
 
 from . import zoo
 from .data import Dataset
+from .energy import EnergyMeter
 from .models import cnn, count_params, flops_per_example
 from .runtime import is_smoke, sized
 from .train import evaluate, fit
@@ -17,7 +18,8 @@ from .train import evaluate, fit
 def teacher_config() -> dict:
     """The lesson 1 teacher: ``cnn((32, 64), 256)`` trained with AdamW and a cosine schedule."""
     return {"arch": "cnn", "channels": [32, 64], "hidden": 256, "dropout": 0.25,
-            "epochs": sized(8, 1), "lr": 2e-3, "batch_size": 128, "seed": 0, "smoke": is_smoke()}
+            "epochs": sized(8, 1), "lr": 2e-3, "batch_size": 128, "seed": 0, "smoke": is_smoke(),
+            "metered": True}
 
 
 def build_teacher(config: dict | None = None):
@@ -29,7 +31,8 @@ def teacher(data: Dataset, retrain: bool = False, quiet: bool = False) -> zoo.En
     """The cached Fashion-MNIST teacher; trains it (a few minutes on 2 cores) if not cached.
 
     ``Entry.meta`` holds what training measured: ``history``, ``val_acc``, ``test_acc``,
-    ``train_seconds``, ``params``, ``flops`` (forward, per image) and ``examples_seen``.
+    ``train_seconds``, ``params``, ``flops`` (forward, per image), ``examples_seen``, and the
+    training energy ``energy_joules`` with its ``energy_source`` (:class:`kdlib.energy.EnergyMeter`).
     """
     if data.name != "fashion_mnist":
         raise ValueError(f"The course teacher is trained on Fashion-MNIST, not {data.name!r}.")
@@ -40,11 +43,14 @@ def teacher(data: Dataset, retrain: bool = False, quiet: bool = False) -> zoo.En
 
         torch.manual_seed(config["seed"])
         model.load_state_dict(build_teacher(config).state_dict())  # seeded initial weights
+        meter = EnergyMeter(device=data.device)
         start = time.perf_counter()
-        history = fit(model, data, epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
-                      seed=config["seed"], quiet=quiet, desc="teacher")
+        with meter:
+            history = fit(model, data, epochs=config["epochs"], lr=config["lr"], batch_size=config["batch_size"],
+                          seed=config["seed"], quiet=quiet, desc="teacher")
         seconds = time.perf_counter() - start
         return {"history": history.rows, "train_seconds": round(seconds, 2),
+                "energy_joules": round(meter.joules, 1), "energy_source": meter.source,
                 "val_acc": history.last["val_acc"], "test_acc": evaluate(model, *data.test)["acc"],
                 "params": count_params(model), "flops": flops_per_example(model, data.input_shape),
                 "examples_seen": config["epochs"] * len(data.y_train)}

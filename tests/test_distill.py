@@ -154,3 +154,13 @@ def test_other_checks_accept_the_reference(capsys):
     assert checks.check_conv_params(lambda ci, co, k: ci * co * k * k + co) is True
     assert checks.check_conv_params(lambda ci, co, k: ci * co * k * k) is False
     assert "Hint" in capsys.readouterr().out
+
+
+def test_energy_checks(capsys):
+    from kdlib import energy
+
+    assert checks.check_cpu_estimate(lambda s, n, w: s / n * w) is True
+    assert checks.check_cpu_estimate(lambda s, n, w: s * w) is False
+    assert checks.check_break_even(energy.break_even) is True
+    assert checks.check_break_even(lambda ua, qa, ub, qb: (ua - ub) / (qb - qa)) is False
+    assert "Hint" in capsys.readouterr().out
