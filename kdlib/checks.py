@@ -129,3 +129,33 @@ def check_break_even(fn) -> bool | None:
         ok &= (math.isinf(want) and math.isinf(got)) or math.isclose(got, want, rel_tol=1e-6)
     return _verdict("break_even", ok, "set the two totals upfront + q·per_query equal and solve for q; "
                     "if A's per-query cost is not lower it never catches up (math.inf).")
+
+
+def check_separable_flops(fn) -> bool | None:
+    """Lesson 5: ``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map."""
+    from .models import SeparableConv2d, flops_per_example
+
+    done, _ = _attempt(fn, 1, 1, 1, 1)
+    if not done:
+        return _not_done("separable_flops", "kdlib's FLOP counter")
+    cases = [(1, 1, 1, 1), (16, 32, 14, 14), (8, 8, 7, 7), (3, 64, 28, 28)]
+    ok = all(int(fn(ci, co, h, w)) == flops_per_example(SeparableConv2d(ci, co), (ci, h, w))
+             for ci, co, h, w in cases)
+    return _verdict("separable_flops", ok, "count the two convolutions separately: a 3×3 filter per input "
+                    "channel, then a 1×1 conv mixing c_in into c_out channels; 2 FLOPs per multiply-add, "
+                    "at every output pixel (padding keeps h×w).")
+
+
+def check_separable_block(fn) -> bool | None:
+    """Lesson 5: ``fn(c_in, c_out)`` returns a depthwise-separable 3×3 conv module (no biases)."""
+    done, block = _attempt(fn, 4, 8)
+    if not done:
+        return _not_done("separable_block", "kd.models.SeparableConv2d")
+    try:
+        out = block(torch.zeros(2, 4, 10, 10))
+    except Exception as err:  # noqa: BLE001 - any failure is the learner's to fix
+        return _verdict("separable_block", False, f"the block fails on a (2, 4, 10, 10) input: {err}")
+    params = sum(p.numel() for p in block.parameters())
+    ok = tuple(out.shape) == (2, 8, 10, 10) and params == 9 * 4 + 4 * 8
+    return _verdict("separable_block", ok, "a depthwise 3×3 conv (groups = c_in, padding 1) then a pointwise "
+                    "1×1 conv, both without bias; the output keeps the spatial size.")

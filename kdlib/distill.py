@@ -110,8 +110,10 @@ def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 1024) ->
 
     Reused every epoch, they make a KD epoch cost about as much as a scratch epoch; the
     online alternative (:class:`KDCriterion` with a teacher) runs the teacher on every batch.
+    Runs in eval mode without building a graph, and leaves ``teacher`` as it was (trainable
+    models, such as a born-again generation, stay trainable).
     """
-    return predict(freeze(teacher), X, batch_size)
+    return predict(teacher, X, batch_size)
 
 
 class KDCriterion:

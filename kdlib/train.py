@@ -197,6 +197,9 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     if val is not None:
         _check_xy(val[0], val[1], "val")
 
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("The model has no trainable parameters (was it frozen, e.g. as a teacher with "
+                         "kd.distill.freeze?); build a fresh model or copy it before training.")
     rank, world = _distributed()
     dev = pick_device(device)
     if world > 1 and dev.type == "cuda":

@@ -115,6 +115,18 @@ def test_online_teacher_never_changes_and_matches_cached():
     assert torch.allclose(students[0], students[1], atol=1e-5)
 
 
+def test_cache_logits_leaves_the_model_trainable():
+    net = kd.mlp(4, (3,), 2)
+    distill.cache_logits(net, torch.randn(5, 4))
+    assert all(p.requires_grad for p in net.parameters()) and net.training  # mode restored
+
+
+def test_fit_refuses_a_frozen_model():
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        kd.fit(distill.freeze(kd.mlp(4, (3,), 2)).model, (torch.randn(5, 4), torch.zeros(5, dtype=torch.long)),
+               epochs=1, quiet=True)
+
+
 def test_criterion_without_logits_is_explained():
     with pytest.raises(ValueError, match="cached teacher logits"):
         distill.KDCriterion()(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)))
@@ -164,3 +176,12 @@ def test_energy_checks(capsys):
     assert checks.check_break_even(energy.break_even) is True
     assert checks.check_break_even(lambda ua, qa, ub, qb: (ua - ub) / (qb - qa)) is False
     assert "Hint" in capsys.readouterr().out
+
+
+def test_separable_checks(capsys):
+    from kdlib import models
+
+    assert checks.check_separable_block(models.SeparableConv2d) is True
+    assert checks.check_separable_block(lambda ci, co: torch.nn.Conv2d(ci, co, 3, padding=1)) is False
+    assert checks.check_separable_flops(lambda ci, co, h, w: 2 * 9 * ci * h * w + 2 * ci * co * h * w) is True
+    assert checks.check_separable_flops(lambda ci, co, h, w: 2 * 9 * ci * co * h * w) is False
