@@ -159,3 +159,18 @@ def check_separable_block(fn) -> bool | None:
     ok = tuple(out.shape) == (2, 8, 10, 10) and params == 9 * 4 + 4 * 8
     return _verdict("separable_block", ok, "a depthwise 3×3 conv (groups = c_in, padding 1) then a pointwise "
                     "1×1 conv, both without bias; the output keeps the spatial size.")
+
+
+def check_contrast(fn) -> bool | None:
+    """Lesson 6: ``fn(images, factor)`` = contrast change of [0, 1] images, shape (N, 1, H, W)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 1, 6, 6, generator=g)
+    done, _ = _attempt(fn, images, 0.5)
+    if not done:
+        return _not_done("contrast", "kd.shift's contrast corruption")
+    ok = all(torch.allclose(torch.as_tensor(fn(images, f)).float(), TF.adjust_contrast(images, f), atol=1e-5)
+             for f in (0.2, 0.5, 1.0, 1.5))
+    return _verdict("contrast", ok, "blend each image with its own mean grey level: factor·x + (1 − factor)·mean, "
+                    "one mean per image, then clip to [0, 1].")

@@ -93,10 +93,12 @@ def pseudo_labels(model: nn.Module, X: torch.Tensor, threshold: float = 0.9) -> 
 
 
 def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: torch.Tensor, *, rounds: int = 1,
-               threshold: float = 0.9, labelled_fit: dict, round_fit: dict) -> tuple[nn.Module, list[float]]:
+               threshold: float = 0.9, labelled_fit: dict | None = None, round_fit: dict,
+               first: nn.Module | None = None) -> tuple[nn.Module, list[float]]:
     """Self-training: fit on the labelled set, pseudo-label the rest, refit on both; repeat.
 
-    The first model is trained on the labelled examples with ``fit(**labelled_fit)``.  Each round
+    The first model is trained on the labelled examples with ``fit(**labelled_fit)`` (or passed in,
+    already trained, as ``first``).  Each round
     then trains a fresh model, with ``fit(**round_fit)``, on the labelled examples plus every
     unlabelled example the previous model labels with confidence ≥ ``threshold``.  Returns the
     final model and the fraction of unlabelled examples kept in each round.
@@ -104,8 +106,13 @@ def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: to
     if rounds < 1:
         raise ValueError("rounds must be at least 1.")
     X_l, y_l = labelled
-    model = build()
-    fit(model, (X_l, y_l), **labelled_fit)
+    if first is None:
+        if labelled_fit is None:
+            raise ValueError("self_train needs labelled_fit=dict(epochs=...) or an already trained first=model.")
+        model = build()
+        fit(model, (X_l, y_l), **labelled_fit)
+    else:
+        model = first
     kept = []
     for _ in range(rounds):
         labels, fraction = pseudo_labels(model, unlabelled_X, threshold)

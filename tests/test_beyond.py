@@ -87,6 +87,11 @@ def test_self_train_runs(digits):
         round_fit=dict(epochs=10, lr=3e-3, batch_size=64, quiet=True))
     assert len(kept) == 1 and 0.3 < kept[0] <= 1.0
     assert kd.evaluate(model, *digits.test)["acc"] > 0.8
+    again, _ = teacherfree.self_train(lambda: kd.mlp(64, (32,), 10), (X[:100], y[:100]), X[100:], first=model,
+                                      round_fit=dict(epochs=2, quiet=True))
+    assert again is not model
+    with pytest.raises(ValueError, match="labelled_fit"):
+        teacherfree.self_train(lambda: kd.mlp(64, (32,), 10), (X[:100], y[:100]), X[100:], round_fit={})
 
 
 def test_augment_draws_per_image():

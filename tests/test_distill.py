@@ -185,3 +185,12 @@ def test_separable_checks(capsys):
     assert checks.check_separable_block(lambda ci, co: torch.nn.Conv2d(ci, co, 3, padding=1)) is False
     assert checks.check_separable_flops(lambda ci, co, h, w: 2 * 9 * ci * h * w + 2 * ci * co * h * w) is True
     assert checks.check_separable_flops(lambda ci, co, h, w: 2 * 9 * ci * co * h * w) is False
+
+
+def test_contrast_check(capsys):
+    def contrast(images, factor):
+        mean = images.mean(dim=(1, 2, 3), keepdim=True)
+        return (factor * images + (1 - factor) * mean).clamp(0, 1)
+
+    assert checks.check_contrast(contrast) is True
+    assert checks.check_contrast(lambda images, factor: images * factor) is False
