@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data lab test course bench doctor clean
+.PHONY: setup data browser lab test course bench doctor clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,browser]'
 	touch $(STAMP)
 
 # Data: found locally, else (as root on Debian/Ubuntu) the dataset-fashion-mnist package,
@@ -28,10 +28,19 @@ data: setup
 	  fi; }
 	$(PY) -m kdlib data fetch
 
+# Chromium for the real-browser test: installed when running as root on Debian/Ubuntu;
+# elsewhere the test is skipped with its reason unless you install chromium yourself.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser test..."; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  fi; }
+
 lab: data
 	$(VENV)/bin/jupyter lab lessons/
 
-test: data
+test: data browser
 	KDLIB_SMOKE=1 $(VENV)/bin/pytest
 
 course: data

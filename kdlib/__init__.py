@@ -19,10 +19,11 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``augment``    per-image augmentation with torchvision.transforms.v2
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction
+``capstone``   scoring and the leaderboard of the lesson 7 assignment
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import augment, checks, compress, course, distill, energy, perf, plots, recipes, shift, tables, teacherfree, widgets
+from . import augment, capstone, checks, compress, course, distill, energy, perf, plots, recipes, shift, tables, teacherfree, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
@@ -32,7 +33,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "augment", "checks", "compress", "course", "distill", "energy", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
+    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
     "widgets",
     "Dataset", "History", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",

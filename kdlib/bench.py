@@ -107,12 +107,126 @@ def format_epoch_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def kd_epoch_comparison(max_steps: int | None = None) -> dict:
+    """One student epoch three ways, same student (784-64-10 MLP), batch 256: plain cross-entropy
+    (scratch), KD with cached teacher logits, KD with the teacher run online on every batch."""
+    from .distill import KDCriterion, cache_logits
+    from .recipes import teacher
+    from .train import fit
+
+    data = kdata.load("fashion_mnist")
+    model = teacher(data, quiet=True).model  # the cached course teacher (trained on the full split)
+    X, y = data.train
+    if max_steps:
+        X, y = X[: max_steps * 256], y[: max_steps * 256]
+    logits = cache_logits(model, X)
+    ways = {"scratch": ((X, y), None), "kd_cached": ((X, y, logits), KDCriterion(4.0, 0.9)),
+            "kd_online": ((X, y), KDCriterion(4.0, 0.9, teacher=model))}
+    seconds = {}
+    for name, (train, criterion) in ways.items():
+        torch.manual_seed(0)
+        student = mlp(784, (64,), 10)
+        seconds[name] = fit(student, train, epochs=1, batch_size=256, criterion=criterion, quiet=True).last["seconds"]
+    return {"seconds_per_epoch": {k: round(v, 3) for k, v in seconds.items()},
+            "ratio_to_scratch": {k: round(v / seconds["scratch"], 2) for k, v in seconds.items()}}
+
+
+def teacher_throughput(steps: int = 60, batch_size: int = 128) -> dict:
+    """The teacher's achieved training GFLOP/s over ``steps`` steps vs the measured matmul peak."""
+    from .models import flops_per_example
+    from .perf import achieved_gflops, matmul_gflops
+    from .recipes import build_teacher
+
+    data = kdata.load("fashion_mnist")
+    torch.manual_seed(0)
+    model = build_teacher()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    it = kdata.batches(*data.train, batch_size=batch_size, generator=torch.Generator().manual_seed(0))
+    _train_steps(model, opt, it, max_steps=5)  # warm-up
+    took, seen = _train_steps(model, opt, kdata.batches(*data.train, batch_size=batch_size), max_steps=steps)
+    achieved = achieved_gflops(flops_per_example(model, data.input_shape), seen, took)
+    peak = matmul_gflops(1024, seconds=1.0)
+    return {"achieved_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
+            "share_of_peak": round(achieved / peak, 3)}
+
+
+def meter_overhead(seconds: float = 30.0) -> dict:
+    """The same MLP training workload (~``seconds``) with and without an EnergyMeter around every
+    epoch-sized chunk of steps; the ratio of wall times is the meter's overhead."""
+    from .energy import EnergyMeter
+
+    data = kdata.load("fashion_mnist")
+    X, y = data.X_train, data.y_train
+    torch.manual_seed(0)
+    model = mlp(784, (256,), 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    chunk = 50  # steps per metered phase
+    one, _ = _train_steps(model, opt, kdata.batches(X, y, batch_size=128), max_steps=chunk)
+    chunks = max(2, int(seconds / 2 / max(one, 1e-3)))
+
+    def workload(meter=None):
+        start = time.perf_counter()
+        for i in range(chunks):
+            it = kdata.batches(X, y, batch_size=128, generator=torch.Generator().manual_seed(i))
+            if meter is None:
+                _train_steps(model, opt, it, max_steps=chunk)
+            else:
+                with meter.phase(f"chunk {i}"):
+                    _train_steps(model, opt, it, max_steps=chunk)
+        return time.perf_counter() - start
+
+    plain = workload()
+    meter = EnergyMeter()
+    with meter:
+        metered = workload(meter)
+    return {"seconds_plain": round(plain, 2), "seconds_metered": round(metered, 2),
+            "overhead_ratio": round(metered / plain, 4), "phases": chunks, "source": meter.source}
+
+
+def latency_comparison() -> dict:
+    """CPU latency per query (batch of one): teacher vs distilled-size student vs its int8 version."""
+    from .compress import latency, quantize_int8
+    from .recipes import teacher
+
+    data = kdata.load("fashion_mnist")
+    big = teacher(data, quiet=True).model.cpu()
+    torch.manual_seed(0)
+    student = mlp(784, (256,), 10).eval()
+    x = data.X_test[0]
+    out = {"teacher": latency(big, x), "student": latency(student, x), "student_int8": latency(quantize_int8(student), x)}
+    return {"microseconds": {k: round(1e6 * v, 1) for k, v in out.items()},
+            "ratio_to_teacher": {k: round(v / out["teacher"], 3) for k, v in out.items()}}
+
+
+def format_tables(result: dict) -> str:
+    lines = [format_epoch_table(result["epoch"]), ""]
+    kd_ = result["kd_epoch"]
+    lines.append("One KD epoch (784-64-10 student, batch 256)")
+    for k, label in (("scratch", "scratch (labels only)"), ("kd_cached", "KD, cached teacher logits"),
+                     ("kd_online", "KD, online teacher")):
+        lines.append(f"  {label:36s} {kd_['seconds_per_epoch'][k]:8.2f} s  {kd_['ratio_to_scratch'][k]:7.2f} × scratch")
+    t = result["teacher"]
+    lines += ["", f"Teacher training: {t['achieved_gflops']} GFLOP/s achieved vs {t['matmul_peak_gflops']} GFLOP/s "
+              f"matmul peak = {100 * t['share_of_peak']:.0f} % of peak"]
+    m = result["meter"]
+    lines += [f"Energy meter overhead: {m['seconds_metered']} s metered vs {m['seconds_plain']} s plain "
+              f"= {m['overhead_ratio']:.4f} ({m['phases']} phases; {m['source'].split(':')[0]})"]
+    lat = result["latency"]["microseconds"]
+    lines += [f"Latency per query (CPU, batch 1): teacher {lat['teacher']} µs, student {lat['student']} µs, "
+              f"int8 student {lat['student_int8']} µs"]
+    return "\n".join(lines)
+
+
 def run(out: Path | None = None, repeats: int = 2) -> dict:
-    """Run every benchmark (smoke size: a few steps each), print a table, write JSON to ``out``."""
+    """Run every benchmark (smoke size: a few steps each), print the tables, write JSON to ``out``."""
     smoke = is_smoke()
     result = {"epoch": epoch_comparison(max_steps=20 if smoke else None, repeats=1 if smoke else repeats),
+              "kd_epoch": kd_epoch_comparison(max_steps=10 if smoke else None),
+              "teacher": teacher_throughput(steps=5 if smoke else 60),
+              "meter": meter_overhead(seconds=1.0 if smoke else 30.0),
+              "latency": latency_comparison(),
               "smoke": smoke}
-    print(format_epoch_table(result["epoch"]))
+    print(format_tables(result))
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

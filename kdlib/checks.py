@@ -174,3 +174,28 @@ def check_contrast(fn) -> bool | None:
              for f in (0.2, 0.5, 1.0, 1.5))
     return _verdict("contrast", ok, "blend each image with its own mean grey level: factor·x + (1 − factor)·mean, "
                     "one mean per image, then clip to [0, 1].")
+
+
+def check_capstone_entry(fn, data):
+    """Lesson 7: run ``fn(data)`` — the learner's training code — inside an EnergyMeter and check
+    that it returns a model giving 10 class scores per image.  Returns ``(model, meter)`` or None."""
+    from .energy import EnergyMeter
+
+    meter = EnergyMeter()
+    try:
+        with meter:
+            model = fn(data)
+    except NotImplementedError:
+        return _not_done("capstone entry", "the baselines only")
+    try:
+        with torch.no_grad():
+            out = model.eval()(data.X_val[:4])
+        ok = tuple(out.shape) == (4, 10)
+    except Exception as err:  # noqa: BLE001 - report any failure to the learner
+        return _verdict("capstone entry", False, f"the returned model fails on validation images: {err}") and None
+    if not ok:
+        _verdict("capstone entry", False, f"the model must return (batch, 10) class scores, got {tuple(out.shape)}.")
+        return None
+    print(f"✓ capstone entry: a working model, trained in {meter.seconds:.0f} s using {meter.joules / 3600:.3f} Wh "
+          f"({meter.source.split(':')[0]}).")
+    return model, meter

@@ -105,7 +105,7 @@ def freeze(teacher: nn.Module) -> FrozenTeacher:
     return teacher if isinstance(teacher, FrozenTeacher) else FrozenTeacher(teacher)
 
 
-def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The teacher's logits on the whole transfer set ``X``, computed once (lesson 3).
 
     Reused every epoch, they make a KD epoch cost about as much as a scratch epoch; the

@@ -116,7 +116,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits of ``model`` on ``X`` in eval mode, batch by batch, without building a graph."""
     _check_positive_int("batch_size", batch_size)
     if len(X) == 0:
@@ -132,7 +132,7 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict:
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict:
     """Mean cross-entropy ``loss`` and top-1 accuracy ``acc`` (a fraction) of ``model`` on (X, y)."""
     _check_xy(X, y, "evaluate()")
     logits = predict(model, X, batch_size)

@@ -37,12 +37,17 @@ def test_bench_smoke_run(tmp_path):
     import os
 
     target = tmp_path / "bench.json"
-    out = _run("bench", "--out", str(target), env={**os.environ, "KDLIB_SMOKE": "1"})
+    out = _run("bench", "--out", str(target), env={**os.environ, "KDLIB_SMOKE": "1", "KDLIB_DATA": str(tmp_path / "data")})
     assert out.returncode == 0, out.stderr
     result = json.loads(target.read_text())
     assert set(result["epoch"]["ratio_to_kdlib"]) == {"kdlib", "tutorial", "tensordataset", "floor"}
     assert all(v > 0 for v in result["epoch"]["seconds_per_epoch"].values())
     assert "compute floor" in out.stdout
+    assert set(result["kd_epoch"]["ratio_to_scratch"]) == {"scratch", "kd_cached", "kd_online"}
+    assert 0 < result["teacher"]["share_of_peak"] and result["teacher"]["matmul_peak_gflops"] > 0
+    assert result["meter"]["overhead_ratio"] > 0
+    assert "estimate" in result["meter"]["source"] or "counter" in result["meter"]["source"]
+    assert set(result["latency"]["microseconds"]) == {"teacher", "student", "student_int8"}
 
 
 def test_unknown_command_fails_cleanly():
