@@ -100,19 +100,23 @@ def test_files_in_cache_are_used_first():
     assert data.verify_file(real / spec.name, spec)[:4] == b"\x00\x00\x08\x01"
 
 
-def _copy_all(src, dst):
-    for spec in data.FASHION_FILES:
-        shutil.copy(src / spec.name, dst / spec.name)
-
-
-@pytest.mark.parametrize("damage", ["truncate", "flip", "not-gzip", "other-content"])
-def test_corrupted_file_is_named(damage, data_home, monkeypatch, tmp_path):
+@pytest.fixture
+def fashion_cache(data_home, monkeypatch, tmp_path):
+    """The real Fashion-MNIST files copied into an empty kdlib cache, the system copy hidden."""
     real = _real_folder()
     monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     target = data_home / "fashion-mnist"
     target.mkdir(parents=True)
-    _copy_all(real, target)
-    victim = target / "train-labels-idx1-ubyte.gz"
+    for spec in data.FASHION_FILES:
+        shutil.copy(real / spec.name, target / spec.name)
+    data._fashion_arrays.cache_clear()
+    yield target
+    data._fashion_arrays.cache_clear()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "not-gzip", "other-content"])
+def test_corrupted_file_is_named(damage, fashion_cache):
+    victim = fashion_cache / "train-labels-idx1-ubyte.gz"
     blob = victim.read_bytes()
     if damage == "truncate":
         victim.write_bytes(blob[: len(blob) // 2])
@@ -122,29 +126,16 @@ def test_corrupted_file_is_named(damage, data_home, monkeypatch, tmp_path):
         victim.write_bytes(b"<html>404 not found</html>")
     else:
         victim.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + (60000).to_bytes(4, "big") + bytes(60000)))
-    data._fashion_arrays.cache_clear()
-    try:
-        with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz"):
-            data.load("fashion_mnist")
-    finally:
-        data._fashion_arrays.cache_clear()
+    with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz"):
+        data.load("fashion_mnist")
 
 
-def test_recompressed_copy_is_accepted(data_home, monkeypatch, tmp_path):
+def test_recompressed_copy_is_accepted(fashion_cache):
     """A .gz whose bytes differ but whose content is the published data (Debian's case)."""
-    real = _real_folder()
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
-    target = data_home / "fashion-mnist"
-    target.mkdir(parents=True)
-    _copy_all(real, target)
-    victim = target / "t10k-labels-idx1-ubyte.gz"
+    victim = fashion_cache / "t10k-labels-idx1-ubyte.gz"
     victim.write_bytes(gzip.compress(gzip.decompress(victim.read_bytes()), compresslevel=1, mtime=1))
-    data._fashion_arrays.cache_clear()
-    try:
-        ds = data.load("fashion_mnist", smoke=True)
-        assert "kdlib data cache" in ds.source
-    finally:
-        data._fashion_arrays.cache_clear()
+    ds = data.load("fashion_mnist", smoke=True)
+    assert "kdlib data cache" in ds.source
 
 
 def test_batches_cover_every_example_once():

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+import kdlib as kd
+from kdlib import capstone
+
+
+def _score(name, acc, train_j, per_1k, teacher_j=0.0):
+    return capstone.Score(name, acc, 10, 1.0, 1e-5, per_1k, train_j, teacher_j, "estimate: test")
+
+
+def test_lifecycle_and_budget():
+    s = _score("a", 0.9, 1800.0, 1.8)  # 0.5 Wh training + 1M queries × 1.8 mJ = 0.5 Wh
+    assert s.lifecycle_wh == pytest.approx(1.0)
+    assert s.within_budget
+    assert not _score("b", 0.9, 1800.0, 1.8, teacher_j=36.0).within_budget
+
+
+def test_leaderboard_ranks_within_budget_first():
+    board = capstone.Leaderboard(budget_wh=1.0)
+    board.add(_score("cheap", 0.88, 360.0, 0.36)).add(_score("best but over", 0.95, 36_000.0, 0.36))
+    board.add(_score("good", 0.90, 720.0, 0.36))
+    assert [s.name for s in board.ranked()] == ["good", "cheap", "best but over"]
+    text = str(board)
+    assert "over budget" in text and "estimate" in text
+    board.add(_score("good", 0.91, 720.0, 0.36))  # resubmitting replaces the entry
+    assert len(board.scores) == 3
+
+
+def test_score_measures_a_real_model():
+    data = kd.load("digits", smoke=False)
+    meter = kd.energy.EnergyMeter(device="cpu")
+    with meter:
+        net = kd.mlp(64, (16,), 10)
+        kd.fit(net, data, epochs=2, quiet=True)
+    s = capstone.score("digits mlp", net, data, meter, min_seconds=0.1)
+    assert 0 < s.accuracy <= 1 and s.params == kd.count_params(net)
+    assert s.joules_per_1k_queries > 0 and s.training_joules == meter.joules and s.latency_s > 0
+
+
+def test_score_needs_the_training_meter():
+    data = kd.load("digits", smoke=False)
+    with pytest.raises(ValueError, match="EnergyMeter"):
+        capstone.score("x", kd.mlp(64, (4,), 10), data, kd.energy.EnergyMeter(device="cpu"))
+    meter = kd.energy.EnergyMeter(device="cpu")
+    with meter:
+        torch.randn(300, 300) @ torch.randn(300, 300)
+    with pytest.raises(ValueError, match="teacher_joules"):
+        capstone.score("x", kd.mlp(64, (4,), 10), data, meter, teacher_joules=-1)
+
+
+def test_capstone_check(capsys):
+    data = kd.load("digits", smoke=False)
+
+    def entry(d):
+        return kd.mlp(64, (8,), 10)
+
+    model, meter = kd.checks.check_capstone_entry(entry, data)
+    assert "✓" in capsys.readouterr().out
+
+    def unsolved(d):
+        raise NotImplementedError
+
+    assert kd.checks.check_capstone_entry(unsolved, data) is None
+    assert kd.checks.check_capstone_entry(lambda d: kd.mlp(64, (8,), 3), data) is None
