@@ -151,12 +151,11 @@ def teacher_throughput(steps: int = 60, batch_size: int = 128) -> dict:
             "share_of_peak": round(achieved / peak, 3)}
 
 
-def meter_overhead(seconds: float = 30.0, rounds: int = 3) -> dict:
+def meter_overhead(seconds: float = 30.0) -> dict:
     """The meter's overhead on a ~``seconds`` MLP training workload, as a ratio of wall times.
 
-    The same chunks of 50 training steps run plain and with an :class:`EnergyMeter` phase around
-    each chunk, alternating (plain, metered) ``rounds`` times after a warm-up so that drift in the
-    machine's speed hits both alike.
+    Chunks of 50 training steps run in pairs, one plain and one inside an :class:`EnergyMeter`
+    phase, after a warm-up, so that drift in the machine's speed hits both alike.
     """
     from .energy import EnergyMeter
 
@@ -168,25 +167,24 @@ def meter_overhead(seconds: float = 30.0, rounds: int = 3) -> dict:
     chunk = 50  # steps per metered phase
     _train_steps(model, opt, kdata.batches(X, y, batch_size=128), max_steps=200)  # warm-up
     one, _ = _train_steps(model, opt, kdata.batches(X, y, batch_size=128), max_steps=chunk)
-    chunks = max(2, int(seconds / (2 * rounds) / max(one, 1e-3)))
+    pairs = max(2, int(seconds / 2 / max(one, 1e-3)))
 
-    def workload(meter=None):
+    def chunk_seconds(i, meter=None):
+        it = kdata.batches(X, y, batch_size=128, generator=torch.Generator().manual_seed(i))
         start = time.perf_counter()
-        for i in range(chunks):
-            it = kdata.batches(X, y, batch_size=128, generator=torch.Generator().manual_seed(i))
-            if meter is None:
+        if meter is None:
+            _train_steps(model, opt, it, max_steps=chunk)
+        else:
+            with meter.phase(f"chunk {i}"):
                 _train_steps(model, opt, it, max_steps=chunk)
-            else:
-                with meter.phase(f"chunk {i}"):
-                    _train_steps(model, opt, it, max_steps=chunk)
         return time.perf_counter() - start
 
     plain = metered = 0.0
     meter = EnergyMeter()
-    for _ in range(rounds):
-        plain += workload()
-        with meter:
-            metered += workload(meter)
+    with meter:
+        for i in range(pairs):  # each plain chunk next to a metered one
+            plain += chunk_seconds(i)
+            metered += chunk_seconds(i, meter)
     # The wall-time ratio is dominated by the machine's own drift; the meter's real cost is what
     # an empty phase costs, times the number of phases.
     probe = EnergyMeter()
@@ -196,9 +194,9 @@ def meter_overhead(seconds: float = 30.0, rounds: int = 3) -> dict:
             pass
     phase_cost = (time.perf_counter() - start) / 2000
     return {"seconds_plain": round(plain, 2), "seconds_metered": round(metered, 2),
-            "overhead_ratio": round(metered / plain, 4), "phases": chunks * rounds,
+            "overhead_ratio": round(metered / plain, 4), "phases": pairs,
             "phase_cost_us": round(1e6 * phase_cost, 2),
-            "overhead_from_phase_cost": round(chunks * rounds * phase_cost / plain, 6), "source": meter.source}
+            "overhead_from_phase_cost": round(pairs * phase_cost / plain, 6), "source": meter.source}
 
 
 def latency_comparison() -> dict:
