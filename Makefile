@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CHROMIUM ?= chromium
 
 .PHONY: setup data browser lab test course bench doctor clean
 
@@ -31,7 +32,7 @@ data: setup
 # Chromium for the real-browser test: installed when running as root on Debian/Ubuntu;
 # elsewhere the test is skipped with its reason unless you install chromium yourself.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian's chromium for the browser test..."; \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
