@@ -61,8 +61,10 @@ def make_lesson(solution, solution_name: str):
 
     lesson = copy.deepcopy(solution)
     for i, cell in enumerate(lesson.cells):
-        cell.pop("outputs", None) if cell.cell_type != "code" else cell.update(outputs=[], execution_count=None)
-        if cell.cell_type == "code" and (BEGIN in cell.source or END in cell.source):
+        if cell.cell_type != "code":
+            continue
+        cell.update(outputs=[], execution_count=None)
+        if BEGIN in cell.source or END in cell.source:
             cell.source, top_level = _strip_region(cell.source, f"{solution_name} cell {i}")
             tags = [t for t in cell.metadata.get("tags", []) if t != "raises-exception"]
             if top_level:

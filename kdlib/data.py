@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import tempfile
 import zlib
@@ -83,8 +84,6 @@ class CorruptDataError(ValueError):
 
 def data_dir() -> Path:
     """The cache folder: ``$KDLIB_DATA``, else the repository's ``data/``, else ``~/.cache/kdlib``."""
-    import os
-
     env = os.environ.get("KDLIB_DATA")
     if env:
         return Path(env).expanduser()
