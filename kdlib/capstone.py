@@ -100,7 +100,7 @@ class Leaderboard:
                          "teacher Wh": round(s.teacher_joules / 3600, 3),
                          "lifecycle Wh": round(s.lifecycle_wh, 3)})
         estimate = any("estimate" in s.source for s in self.scores)
-        return Table(rows, f"Capstone leaderboard — budget {self.budget_wh} Wh for training + {QUERIES:,} queries"
+        return Table(rows, f"Capstone leaderboard — budget {self.budget_wh} Wh for training + teacher + {QUERIES:,} queries"
                            + (" (energy: estimate)" if estimate else ""))
 
     def _repr_html_(self) -> str:

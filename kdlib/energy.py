@@ -288,9 +288,10 @@ class EnergyMeter:
         return sum(getattr(r, field) for r in top)
 
     def table(self, title: str = "Energy by phase") -> Table:
-        return Table([{"phase": r.path, "J": r.joules, "Wh": r.wh, "s": r.seconds,
-                       "W (mean)": r.joules / r.seconds if r.seconds > 0 else 0.0, "source": r.source}
-                      for r in self.results], title)
+        """Phases as a table; the source goes in the title (every phase of a meter shares it)."""
+        return Table([{"phase": r.path, "J": round(r.joules, 3), "Wh": round(r.wh, 5), "s": round(r.seconds, 2),
+                       "W (mean)": round(r.joules / r.seconds, 1) if r.seconds > 0 else 0.0}
+                      for r in self.results], f"{title} — source: {self.source}")
 
     def _repr_html_(self) -> str:
         return self.table()._repr_html_()
@@ -419,18 +420,28 @@ class Ledger:
         return break_even(*self._split(route_a), *self._split(route_b))
 
     def table(self, queries: int = 1_000_000) -> Table:
+        """Every phase of every route, then the route's total; a source shared by all entries goes in the title."""
+        sources = {e["source"] for e in self.entries}
+        shared = sources.pop() if len(sources) == 1 else None
         rows = []
         for route in dict.fromkeys(e["route"] for e in self.entries):
             for e in (e for e in self.entries if e["route"] == route):
                 times = queries if e["per_query"] else 1
-                rows.append({"route": route, "phase": e["phase"], "basis": f"per {queries:,} queries"
-                             if e["per_query"] else "once", "J": e["joules"] * times, "Wh": e["joules"] * times / 3600,
-                             "s": None if e["seconds"] is None else e["seconds"] * times, "source": e["source"]})
+                row = {"route": route, "phase": e["phase"], "basis": f"per {queries:,} queries"
+                       if e["per_query"] else "once", "J": round(e["joules"] * times, 1),
+                       "Wh": round(e["joules"] * times / 3600, 4),
+                       "s": None if e["seconds"] is None else round(e["seconds"] * times, 1)}
+                if shared is None:
+                    row["source"] = e["source"]
+                rows.append(row)
             j = self.total(route, queries)
             guessed = any("estimate" in e["source"] for e in self.entries if e["route"] == route)
-            rows.append({"route": route, "phase": "TOTAL", "basis": f"once + {queries:,} queries", "J": j,
-                         "Wh": j / 3600, "s": None, "source": "sum, includes an estimate" if guessed else "sum"})
-        return Table(rows, self.title)
+            total = {"route": route, "phase": "TOTAL", "basis": f"once + {queries:,} queries", "J": round(j, 1),
+                     "Wh": round(j / 3600, 4), "s": None}
+            if shared is None:
+                total["source"] = "sum, includes an estimate" if guessed else "sum"
+            rows.append(total)
+        return Table(rows, self.title + (f" — source: {shared}" if shared else ""))
 
     def _repr_html_(self) -> str:
         return self.table()._repr_html_()
