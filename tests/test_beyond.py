@@ -94,7 +94,7 @@ def test_self_train_runs(digits):
         teacherfree.self_train(lambda: kd.mlp(64, (32,), 10), (X[:100], y[:100]), X[100:], round_fit={})
 
 
-def test_augment_draws_per_image():
+def test_augment_draws_per_group():
     torch.manual_seed(0)
     X = torch.zeros(64, 1, 28, 28)
     X[:, :, 10:18, 4:12] = 1.0  # the same off-centre square in every image
@@ -102,8 +102,12 @@ def test_augment_draws_per_image():
     assert out.shape == X.shape
     distinct = {tuple(img.flatten().nonzero().flatten()[:3].tolist()) for img in out}
     assert len(distinct) > 5  # not one shared draw for the whole batch
+    one_each = augment.fashion(max_shift=2, groups=64)(X)
+    assert len({tuple(img.flatten().nonzero().flatten()[:3].tolist()) for img in one_each}) > len(distinct) // 2
     with pytest.raises(ValueError):
         augment.fashion(max_shift=0, flip=False)
+    with pytest.raises(ValueError):
+        augment.per_group(lambda x: x, groups=0)
 
 
 def test_prune_global_hits_the_target():
