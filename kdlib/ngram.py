@@ -39,14 +39,14 @@ def _as_ids(tokens, vocab_size: int, what: str = "tokens", allow_empty: bool = F
 
 
 class NGramLM:
-    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")``.
+    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")`` (lesson 8).
 
     Notation for one level k (k-grams ``h w``: a context h of k − 1 tokens, then w; V = vocab_size):
     ``c(h w)`` the count used at this level, ``c(h) = Σ_w c(h w)``, ``N1+(h •)`` the number of
     distinct w with ``c(h w) > 0``, and ``P(w | h')`` the level below (h' = h without its first
     token; below k = 1 is the uniform ``1 / V``).  If h never occurs, ``P(w | h) = P(w | h')``.
 
-    **Kneser–Ney** (interpolated, Chen & Goodman 1998 eq. 17)::
+    **Kneser–Ney** (interpolated, as in Chen & Goodman 1998)::
 
         P(w | h) = max(c(h w) − D_k, 0) / c(h)  +  D_k · N1+(h •) / c(h) · P(w | h')
         D_k      = n1 / (n1 + 2 n2)      (n_r: number of k-grams whose c equals r; 0.5 if n1 = 0)
@@ -93,6 +93,7 @@ class NGramLM:
             ctx, first = np.unique(uniq // V, return_index=True)
             n1, n2 = np.count_nonzero(counts == 1), np.count_nonzero(counts == 2)
             D = n1 / (n1 + 2 * n2) if n1 else 0.5
+            # keys and c of the k-grams; context keys h with c(h) and N1+(h •); the discount D_k
             level[:] = [uniq, counts, ctx, np.add.reduceat(counts, first), np.diff(np.append(first, len(uniq))), D]
         self.fit_seconds = time.perf_counter() - t0
         return self
@@ -159,10 +160,11 @@ class NGramLM:
             raise ValueError(f"temperature must be a positive number (1 = the model, → 0 = argmax), got {temperature!r}.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n is the number of ids to generate, a non-negative integer; got {n!r}.")
-        history, rng, out = list(_as_ids(prompt_tokens, self.vocab_size, "prompt_tokens", allow_empty=True)), np.random.default_rng(seed), []
+        history = list(_as_ids(prompt_tokens, self.vocab_size, "prompt_tokens", allow_empty=True))
+        rng, out = np.random.default_rng(seed), []
         for _ in range(n):
-            logits = np.log(self.next_probs(history[max(len(history) - self.order + 1, 0):])) / temperature
-            q = np.exp(logits - logits.max())
+            log_p = np.log(self.next_probs(history[max(len(history) - self.order + 1, 0):]))
+            q = np.exp((log_p - log_p.max()) / temperature)   # p^(1/T), scaled so the largest is 1
             out.append(int(rng.choice(self.vocab_size, p=q / q.sum())))
             history.append(out[-1])
         return out
