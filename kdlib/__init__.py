@@ -6,6 +6,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 =============  =====================================================================
 ``runtime``    device choice (cuda → mps → cpu), seeds, the smoke size
 ``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
+``text``       the Shakespeare corpus as characters, split by work, in windows
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 8)
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
@@ -24,11 +25,12 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import augment, capstone, checks, compress, course, distill, energy, perf, plots, recipes, shift, tables, teacherfree, widgets
+from . import augment, capstone, checks, compress, course, distill, energy, perf, plots, recipes, shift, tables, teacherfree, text, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
+from .text import TextDataset
 from .train import History, evaluate, fit, predict
 from .zoo import load_or_train
 
@@ -36,8 +38,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "augment", "capstone", "checks", "compress", "course", "distill", "energy", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
-    "widgets",
-    "Dataset", "History", "NGramLM", "batches", "choose_device", "cnn", "count_params", "describe", "device",
+    "text", "widgets",
+    "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized",
 ]

@@ -1,6 +1,6 @@
 """Datasets as in-memory tensors: where they come from, checksums, splits and fast batching.
 
-Three datasets share one interface, :func:`load`:
+Four datasets share one interface, :func:`load`:
 
 * ``"fashion_mnist"`` — Zalando's Fashion-MNIST (Xiao et al. 2017), 60k train / 10k test 28×28
   greyscale images of 10 kinds of clothing.  Files are looked for in ``data/fashion-mnist/``,
@@ -10,6 +10,8 @@ Three datasets share one interface, :func:`load`:
 * ``"digits"`` — scikit-learn's 8×8 handwritten digits (1,797 images, shipped with sklearn).
 * ``"mnist1d"`` — MNIST-1D (Greydanus 2020), generated locally and seeded by the ``mnist1d``
   package's ``make_dataset`` (its downloader is never used).
+* ``"shakespeare"`` — the plays and poems as characters, split by whole work (lesson 8); lives in
+  :mod:`kdlib.text`, which :func:`load` hands over to.
 
 Validation data is always carved out of the training split, never out of the test split.
 Introduced in lesson 1; the batching is what makes an epoch on 2 CPU cores fast.
@@ -32,7 +34,7 @@ import torch
 
 from .runtime import is_smoke
 
-DATASETS = ("fashion_mnist", "digits", "mnist1d")
+DATASETS = ("fashion_mnist", "digits", "mnist1d", "shakespeare")
 
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -287,18 +289,20 @@ def _finish(name, X_tr, y_tr, X_va, y_va, X_te, y_te, classes, source, *, scale,
 
 
 def load(name: str = "fashion_mnist", *, val_size: int | None = None, split_seed: int = 0,
-         device=None, smoke: bool | None = None) -> Dataset:
+         device=None, smoke: bool | None = None, context: int | None = None) -> Dataset:
     """Load a data set as normalised in-memory tensors with a train/validation/test split.
 
     Parameters
     ----------
-    name: ``"fashion_mnist"``, ``"digits"`` or ``"mnist1d"``.
+    name: ``"fashion_mnist"``, ``"digits"``, ``"mnist1d"`` or ``"shakespeare"`` (a
+        :class:`kdlib.text.TextDataset`; see :func:`kdlib.text.load_shakespeare`).
     val_size: examples carved out of the training split for validation (defaults: 5,000 for
         Fashion-MNIST, 200 for digits, 500 for MNIST-1D).  The test split is never touched.
     split_seed: seed of the train/validation split (and of MNIST-1D's generator); keep it fixed
         across a course so every lesson validates on the same examples.
     device: where the tensors go (``None`` keeps them on the CPU; see :func:`kdlib.runtime.device`).
     smoke: slice to the smoke size; ``None`` follows ``KDLIB_SMOKE``.
+    context: characters per window, for ``"shakespeare"`` only (default 64).
 
     Images are scaled to [0, 1] and then standardised, ``x' = (x − μ) / σ``, with μ and σ of the
     training split.  Fashion-MNIST and digits come as ``(N, 1, H, W)``, MNIST-1D as ``(N, 1, 40)``.
@@ -306,6 +310,15 @@ def load(name: str = "fashion_mnist", *, val_size: int | None = None, split_seed
     key = str(name).lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; kdlib knows {', '.join(DATASETS)}.")
+    if key == "shakespeare":
+        if val_size is not None:
+            raise ValueError("val_size does not apply to shakespeare: it is split by whole works.")
+        from .text import load_shakespeare
+
+        return load_shakespeare(context=64 if context is None else context, split_seed=split_seed,
+                                device=device, smoke=smoke)
+    if context is not None:
+        raise ValueError(f"context applies to text (shakespeare) only, not to {key}.")
     smoke = is_smoke() if smoke is None else smoke
     if device is not None:
         from .runtime import device as pick
