@@ -39,8 +39,32 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
+DIRECTIONS = ("forward", "reverse")
+
+
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha weighs the soft term and must be in [0, 1], got {alpha!r}.")
+    return float(alpha)
+
+
+def _hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over labelled rows (``UNLABELED`` rows skipped); 0 when none is labelled."""
+    if bool((labels == UNLABELED).all()):
+        return student_logits.new_zeros(())
+    return F.cross_entropy(student_logits, labels, ignore_index=UNLABELED)
+
+
+def _rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten ``(..., classes)`` logits and ``(...)`` labels to rows: one row per example or position."""
+    if labels.shape != student_logits.shape[:-1]:
+        raise ValueError(f"labels must be one per row, shape {tuple(student_logits.shape[:-1])}, "
+                         f"got {tuple(labels.shape)}.")
+    return student_logits.reshape(-1, student_logits.shape[-1]), labels.reshape(-1)
+
+
 def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-             T: float = 4.0, alpha: float = 0.9) -> dict[str, torch.Tensor]:
+             T: float = 4.0, alpha: float = 0.9, direction: str = "forward") -> dict[str, torch.Tensor]:
     """The Hinton KD loss and its two named terms (lesson 3)::
 
         soft = T² · KL( softmax(z_t / T) ‖ softmax(z_s / T) )       (batchmean)
@@ -52,28 +76,64 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     soft term's gradients the same size as T changes: they scale as 1/T² otherwise (Hinton
     et al. 2015, section 2).  Rows whose label is ``UNLABELED`` (−1) contribute to ``soft`` only.
     The teacher logits are detached: no gradient ever flows into the teacher.
+
+    Logits may carry extra leading dimensions, ``(batch, T, vocab)`` with labels ``(batch, T)``:
+    a language model is distilled token by token, every position a row (lesson 8).
+    ``direction="reverse"`` swaps the KL to ``KL(q_T ‖ p_T)``, the mode-seeking objective of
+    MiniLLM (Gu et al. 2024): the student is punished for mass where the teacher has little,
+    not for missing some of the teacher's modes.
     """
     T = _check_temperature(T)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha weighs the soft term and must be in [0, 1], got {alpha!r}.")
+    alpha = _check_alpha(alpha)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'forward' (KL(teacher‖student)) or 'reverse', got {direction!r}.")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"Student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes).")
-    if labels.shape != student_logits.shape[:1]:
-        raise ValueError(f"labels must be one per row, shape {tuple(student_logits.shape[:1])}, got {tuple(labels.shape)}.")
-    log_p_teacher = F.log_softmax(teacher_logits.detach() / T, dim=-1)
-    log_q_student = F.log_softmax(student_logits / T, dim=-1)
-    soft = T * T * F.kl_div(log_q_student, log_p_teacher, reduction="batchmean", log_target=True)
-    if bool((labels == UNLABELED).all()):
-        hard = student_logits.new_zeros(())
+    student, labels = _rows(student_logits, labels)
+    log_p_teacher = F.log_softmax(teacher_logits.detach().reshape(student.shape).float() / T, dim=-1)
+    log_q_student = F.log_softmax(student / T, dim=-1)
+    if direction == "forward":
+        soft = F.kl_div(log_q_student, log_p_teacher, reduction="batchmean", log_target=True)
     else:
-        hard = F.cross_entropy(student_logits, labels, ignore_index=UNLABELED)
+        soft = F.kl_div(log_p_teacher, log_q_student, reduction="batchmean", log_target=True)
+    soft = T * T * soft
+    hard = _hard_term(student, labels)
     return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
-def kd_loss(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+def kd_loss(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9,
+            direction: str = "forward") -> torch.Tensor:
     """``alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(labels, student)`` — see :func:`kd_terms`."""
-    return kd_terms(student_logits, teacher_logits, labels, T, alpha)["loss"]
+    return kd_terms(student_logits, teacher_logits, labels, T, alpha, direction)["loss"]
+
+
+def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_indices: torch.Tensor,
+                  labels: torch.Tensor, T: float = 1.0, alpha: float = 1.0) -> dict[str, torch.Tensor]:
+    """Forward KD against a *k-sparse* teacher: only its top-k logits per row were kept (lesson 8)::
+
+        p̂_i  = softmax(top_values / T)_i              over the k kept classes i ∈ K (renormalised)
+        soft = T² · Σ_{i∈K} p̂_i · (log p̂_i − log q_i),   q = softmax(z_s / T) over the full vocabulary
+        loss = alpha · soft + (1 − alpha) · CE(labels, z_s)
+
+    This is how production small models are distilled (Gemma 2/3 store the teacher's top-k
+    next-token logits: a full vocabulary per token cannot be kept).  With k equal to the number of
+    classes it is exactly :func:`kd_terms`' forward loss; with k = 1 it is cross-entropy on the
+    teacher's top guess (hard pseudo-labels).  ``top_values``/``top_indices`` have shape ``(..., k)``
+    as made by :func:`topk_logits`; any float and integer dtypes.
+    """
+    T = _check_temperature(T)
+    alpha = _check_alpha(alpha)
+    if top_values.shape != top_indices.shape or top_values.shape[:-1] != student_logits.shape[:-1]:
+        raise ValueError(f"top_values {tuple(top_values.shape)} and top_indices {tuple(top_indices.shape)} must "
+                         f"both be (..., k) with ... = {tuple(student_logits.shape[:-1])}.")
+    student, labels = _rows(student_logits, labels)
+    k = top_values.shape[-1]
+    log_p = F.log_softmax(top_values.detach().reshape(-1, k).float() / T, dim=-1)
+    log_q = F.log_softmax(student / T, dim=-1).gather(-1, top_indices.reshape(-1, k).long())
+    soft = T * T * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+    hard = _hard_term(student, labels)
+    return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
 class FrozenTeacher(nn.Module):
@@ -116,20 +176,49 @@ def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 256) -> 
     return predict(teacher, X, batch_size)
 
 
+@torch.no_grad()
+def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's k largest logits per row, and their class ids, computed once (lesson 8).
+
+    Returns ``(values, indices)`` of shape ``(..., k)``: values in float16, ids in the smallest
+    integer type that holds the vocabulary (uint8 up to 256 classes).  Per position that is
+    ``3k`` bytes instead of ``4 · vocab`` for the dense float32 logits of :func:`cache_logits`.
+    Batch by batch, so the dense logits of the whole set never exist at once.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    values, indices = [], []
+    for start in range(0, len(X), batch_size):
+        logits = predict(teacher, X[start:start + batch_size], batch_size)
+        if k > logits.shape[-1]:
+            raise ValueError(f"k = {k} is more than the teacher's {logits.shape[-1]} classes.")
+        top = logits.topk(k, dim=-1)
+        id_dtype = torch.uint8 if logits.shape[-1] <= 256 else torch.int32
+        values.append(top.values.half())
+        indices.append(top.indices.to(id_dtype))
+    return torch.cat(values), torch.cat(indices)
+
+
 class KDCriterion:
-    """The KD loss as a ``fit`` criterion, with cached or online teacher logits (lesson 3).
+    """The KD loss as a ``fit`` criterion, with cached or online teacher logits (lessons 3 and 8).
 
     * cached: ``fit(student, (X, y, cached_logits), criterion=KDCriterion(T, alpha))`` —
       the teacher's logits arrive sliced with the batch, in ``batch[2]``;
+    * cached k-sparse: ``fit(student, (X, y, values, indices), ...)`` with the pair made by
+      :func:`topk_logits` — the loss is :func:`topk_kd_terms` (forward direction only);
     * online: ``KDCriterion(T, alpha, teacher=teacher)`` runs the frozen teacher on every batch
       (needed when the inputs change every epoch, e.g. under augmentation).
+
+    ``direction`` is ``"forward"`` (Hinton) or ``"reverse"`` (MiniLLM); see :func:`kd_terms`.
     """
 
-    def __init__(self, T: float = 4.0, alpha: float = 0.9, teacher: nn.Module | None = None):
+    def __init__(self, T: float = 4.0, alpha: float = 0.9, teacher: nn.Module | None = None,
+                 direction: str = "forward"):
         self.T = _check_temperature(T)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = _check_alpha(alpha)
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}.")
+        self.direction = direction
         self.teacher = freeze(teacher) if teacher is not None else None
 
     def __call__(self, student_logits: torch.Tensor, batch) -> torch.Tensor:
@@ -138,15 +227,22 @@ class KDCriterion:
             if param is not None and param.device != batch[0].device:
                 self.teacher.to(batch[0].device)  # follow the data to fit()'s device, once
             teacher_logits = self.teacher(batch[0])
-        elif len(batch) >= 3:
+        elif len(batch) == 4:
+            if self.direction != "forward":
+                raise ValueError("k-sparse teacher logits support the forward direction only: the teacher's "
+                                 "probability outside its top k is unknown, so KL(student‖teacher) is undefined.")
+            return topk_kd_terms(student_logits, batch[2], batch[3], batch[1], self.T, self.alpha)["loss"]
+        elif len(batch) == 3:
             teacher_logits = batch[2]
         else:
             raise ValueError("KDCriterion needs cached teacher logits as the third training tensor "
-                             "(X, y, logits) or a teacher=... for the online path.")
-        return kd_loss(student_logits, teacher_logits, batch[1], self.T, self.alpha)
+                             "(X, y, logits), a top-k pair (X, y, values, indices), or a teacher=... "
+                             "for the online path.")
+        return kd_loss(student_logits, teacher_logits, batch[1], self.T, self.alpha, self.direction)
 
     def __repr__(self) -> str:
-        return f"KDCriterion(T={self.T}, alpha={self.alpha}, {'online' if self.teacher else 'cached'} teacher)"
+        source = "online" if self.teacher else "cached"
+        return f"KDCriterion(T={self.T}, alpha={self.alpha}, {self.direction}, {source} teacher)"
 
 
 def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:

@@ -80,8 +80,11 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def flops_per_example(model: nn.Module, input_shape: Sequence[int]) -> int:
+def flops_per_example(model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
     """Forward-pass FLOPs for one example of shape ``input_shape`` (e.g. ``(1, 28, 28)``).
+
+    ``dtype`` is the input's: ``torch.long`` for token ids (a window of ``(context,)`` characters
+    in lesson 8, whose FLOPs per token are this divided by the context).
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` in eval mode on a batch of one;
     a multiply-accumulate is 2 FLOPs.  Training costs roughly 3× this per example (forward +
@@ -96,7 +99,7 @@ def flops_per_example(model: nn.Module, input_shape: Sequence[int]) -> int:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros((1, *shape), device=device))
+            model(torch.zeros((1, *shape), device=device, dtype=dtype))
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())

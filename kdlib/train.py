@@ -66,8 +66,13 @@ class History:
 
 
 def cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """The default criterion: mean cross-entropy of ``logits`` against the labels ``batch[1]``."""
-    return F.cross_entropy(logits, batch[1])
+    """The default criterion: mean cross-entropy of ``logits`` against the labels ``batch[1]``.
+
+    Labels may be one per example ``(N,)`` with logits ``(N, classes)``, or one per position
+    ``(N, T)`` with logits ``(N, T, vocab)`` (a language model's next-token targets, lesson 8):
+    the mean is then over every position of every sequence.
+    """
+    return F.cross_entropy(logits.flatten(0, -2), batch[1].flatten())
 
 
 def _check_positive_int(name, value):
@@ -80,8 +85,9 @@ def _check_xy(X, y, what: str):
         raise TypeError(f"{what} must be tensors (X, y), got {type(X).__name__} and {type(y).__name__}.")
     if len(X) == 0:
         raise ValueError(f"{what} is empty (0 examples); nothing to train or evaluate on.")
-    if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"{what}: y must be a 1-D tensor of {len(X)} labels, got shape {tuple(y.shape)}.")
+    if y.ndim not in (1, 2) or len(y) != len(X):
+        raise ValueError(f"{what}: y must hold {len(X)} labels, shape ({len(X)},), or {len(X)} sequences of "
+                         f"labels, shape ({len(X)}, T); got shape {tuple(y.shape)}.")
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ValueError(f"{what}: labels must be integer class indices, got dtype {y.dtype}.")
 
@@ -99,12 +105,14 @@ def _forward(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = None) -
             ) from err
         raise
     if y is not None:
-        if out.ndim != 2:
-            raise ValueError(f"The model must return logits of shape (batch, classes), got {tuple(out.shape)}.")
+        if out.shape[:-1] != y.shape:
+            want = "(batch, classes)" if y.ndim == 1 else "(batch, T, vocab) for labels of shape (batch, T)"
+            raise ValueError(f"The model must return logits of shape {want}, got {tuple(out.shape)} "
+                             f"for labels of shape {tuple(y.shape)}.")
         top = int(y.max())
-        if top >= out.shape[1] or int(y.min()) < -1:
+        if top >= out.shape[-1] or int(y.min()) < -1:
             raise ValueError(
-                f"Labels run from {int(y.min())} to {top} but the model outputs {out.shape[1]} classes; "
+                f"Labels run from {int(y.min())} to {top} but the model outputs {out.shape[-1]} classes; "
                 "build the model with num_classes equal to the number of classes."
             )
     return out
@@ -133,13 +141,17 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.T
 
 @torch.no_grad()
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict:
-    """Mean cross-entropy ``loss`` and top-1 accuracy ``acc`` (a fraction) of ``model`` on (X, y)."""
+    """Mean cross-entropy ``loss`` (nats) and top-1 accuracy ``acc`` (a fraction) of ``model`` on (X, y).
+
+    With sequence labels ``y`` of shape ``(N, T)`` both are over every position (lesson 8:
+    ``loss / ln 2`` is then the bits per character).
+    """
     _check_xy(X, y, "evaluate()")
     logits = predict(model, X, batch_size)
     y = y.to(logits.device)
-    if int(y.max()) >= logits.shape[1]:
-        raise ValueError(f"Labels reach {int(y.max())} but the model outputs {logits.shape[1]} classes.")
-    return {"loss": float(F.cross_entropy(logits, y)), "acc": float((logits.argmax(1) == y).float().mean())}
+    if int(y.max()) >= logits.shape[-1]:
+        raise ValueError(f"Labels reach {int(y.max())} but the model outputs {logits.shape[-1]} classes.")
+    return {"loss": float(cross_entropy(logits, (X, y))), "acc": float((logits.argmax(-1) == y).float().mean())}
 
 
 def _distributed() -> tuple[int, int]:
@@ -245,9 +257,9 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                 opt.step()
                 if sched is not None:
                     sched.step()
-                n = len(batch[1])
+                n = batch[1].numel()  # examples, or positions for sequence labels
                 loss_sum += loss.detach() * n
-                correct += (logits.detach().argmax(1) == batch[1]).sum()
+                correct += (logits.detach().argmax(-1) == batch[1]).sum()
                 labelled += int((batch[1] >= 0).sum()) if has_unlabelled else n
                 seen += n
                 bar.update(1)
