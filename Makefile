@@ -2,13 +2,14 @@
 #   make lab     set up, get the data, open the lessons in JupyterLab
 #   make test    set up, get the data, run every test (kdlib units + every notebook in smoke size)
 #   make course  set up, get the data, run every solution notebook at full size into build/course/
+#   make lessons regenerate each solution's paired .py and lessons/ from solutions/*.ipynb
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= chromium
 
-.PHONY: setup data browser lab test course bench doctor clean
+.PHONY: setup data browser lab test course lessons bench doctor clean
 
 setup: $(STAMP)
 
@@ -46,6 +47,9 @@ test: data browser
 
 course: data
 	$(PY) -m kdlib course run --out build/course
+
+lessons: setup
+	$(PY) -m kdlib course build
 
 bench: data
 	$(PY) -m kdlib bench --out build/bench.json
