@@ -3,13 +3,14 @@
 #   make test    set up, get the data, run every test (kdlib units + every notebook in smoke size)
 #   make course  set up, get the data, run every solution notebook at full size into build/course/
 #   make lessons regenerate each solution's paired .py and lessons/ from solutions/*.ipynb
+#   make lint    ruff over kdlib/, tests/ and every notebook (make test runs it too)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= chromium
 
-.PHONY: setup data browser lab test course lessons bench doctor clean
+.PHONY: setup data browser lab test course lessons lint bench doctor clean
 
 setup: $(STAMP)
 
@@ -50,6 +51,9 @@ course: data
 
 lessons: setup
 	$(PY) -m kdlib course build
+
+lint: setup
+	$(VENV)/bin/ruff check
 
 bench: data
 	$(PY) -m kdlib bench --out build/bench.json
