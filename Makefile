@@ -2,13 +2,15 @@
 #   make lab     set up, get the data, open the lessons in JupyterLab
 #   make test    set up, get the data, run every test (kdlib units + every notebook in smoke size)
 #   make course  set up, get the data, run every solution notebook at full size into build/course/
+#   make lessons regenerate each solution's paired .py and lessons/ from solutions/*.ipynb
+#   make lint    ruff over kdlib/, tests/ and every notebook (make test runs it too)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= chromium
 
-.PHONY: setup data browser lab test course bench doctor clean
+.PHONY: setup data browser lab test course lessons lint bench doctor clean
 
 setup: $(STAMP)
 
@@ -47,6 +49,12 @@ test: data browser
 
 course: data
 	$(PY) -m kdlib course run --out build/course
+
+lessons: setup
+	$(PY) -m kdlib course build
+
+lint: setup
+	$(VENV)/bin/ruff check
 
 bench: data
 	$(PY) -m kdlib bench --out build/bench.json

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     data_p.add_argument("datasets", nargs="*", help="only these data sets (default: fashion_mnist and shakespeare)")
     bench_p = sub.add_parser("bench", help="kdlib side by side with plain PyTorch (KDLIB_SMOKE=1 for a quick run)")
     bench_p.add_argument("--out", type=Path, default=Path("build") / "bench.json", help="where to write JSON")
-    course_p = sub.add_parser("course", help="build lessons/ from solutions/, or run every solution at full size")
+    course_p = sub.add_parser("course", help="build lessons/ and the .py pairs from solutions/, or run every solution at full size")
     course_p.add_argument("action", choices=["build", "run"])
     course_p.add_argument("--out", type=Path, default=Path("build") / "course", help="folder for executed notebooks")
     course_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
@@ -163,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         from . import course
 
         if args.action == "build":
-            for path in course.build():
+            try:
+                written = course.build()
+            except course.PairConflictError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+            for path in written:
                 print(f"wrote {path}")
             return 0
         return 1 if course.run(args.out, args.names) else 0

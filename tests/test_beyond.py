@@ -1,5 +1,4 @@
 """Lesson 5's building blocks: small architectures, teacher-free regularisers, augmentation, compression."""
-import math
 
 import pytest
 import torch
