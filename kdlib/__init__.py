@@ -7,15 +7,16 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``runtime``    device choice (cuda → mps → cpu), seeds, the smoke size
 ``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
 ``text``       the Shakespeare corpus as characters, split by work, in windows
-``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 8)
+``lm``         a small causal character transformer and sampling with a key/value cache (lesson 8)
+``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
-``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teacher
-``distill``    temperature softmax, the KD loss, a frozen teacher, logit caching
+``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teachers and students
+``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
 ``perf``       measured matmul peak and achieved GFLOP/s
 ``energy``     EnergyMeter (nvml / rapl counters, labelled estimate), ledger, break-even, CO2
 ``checks``     exercise checks that say right or wrong without giving the answer
-``plots``      labelled matplotlib figures; ``widgets``: the temperature explorer
+``plots``      labelled matplotlib figures; ``widgets``: the temperature and sampling explorers
 ``tables``     result tables (text and HTML), mean ± std
 ``teacherfree`` label smoothing, virtual teacher, born-again self-distillation, self-training
 ``augment``    per-image augmentation with torchvision.transforms.v2
@@ -25,7 +26,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import augment, capstone, checks, compress, course, distill, energy, perf, plots, recipes, shift, tables, teacherfree, text, widgets
+from . import augment, capstone, checks, compress, course, distill, energy, lm, perf, plots, recipes, shift, tables, teacherfree, text, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
@@ -37,7 +38,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
+    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
     "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",

@@ -214,6 +214,79 @@ def latency_comparison() -> dict:
             "ratio_to_teacher": {k: round(v / out["teacher"], 3) for k, v in out.items()}}
 
 
+def lm_comparison(steps: int = 150) -> dict:
+    """Lesson 8 costs side by side: one step of a 40k character student on 32 windows, four ways —
+    labels only, KD from cached top-8 and top-84 teacher logits, KD with the teacher run online —
+    plus the teacher's training GFLOP/s against the matmul peak, and sampling speed with and
+    without the key/value cache."""
+    from .distill import KDCriterion, topk_logits
+    from .lm import generate
+    from .models import flops_per_example
+    from .perf import achieved_gflops, matmul_gflops
+    from .recipes import build_lm, lm_teacher
+    from .train import fit
+
+    data = kdata.load("shakespeare", context=64)
+    teacher = lm_teacher(data, quiet=True).model.cpu()
+    n = min(steps * 32, len(data.X_train))
+    X, y = data.X_train[:n], data.y_train[:n]
+    values, ids = topk_logits(teacher, X, data.vocab_size)
+    ways = {"scratch": ((X, y), None),
+            "kd_top8": ((X, y, values[..., :8], ids[..., :8]), KDCriterion(1.0, 1.0)),
+            "kd_top84": ((X, y, values, ids), KDCriterion(1.0, 1.0)),
+            "kd_online": ((X, y), KDCriterion(1.0, 1.0, teacher=teacher))}
+
+    def epoch(train, criterion):
+        torch.manual_seed(0)
+        return fit(build_lm("40k", data), train, epochs=1, batch_size=32, criterion=criterion, quiet=True,
+                   device="cpu").last["seconds"]
+
+    epoch(*ways["kd_top84"])  # warm-up
+    seconds = {}
+    for _ in range(2):  # best of two, each way next to the others
+        for name, (train, criterion) in ways.items():
+            seconds[name] = min(seconds.get(name, float("inf")), epoch(train, criterion))
+    steps_done = -(-n // 32)
+
+    torch.manual_seed(0)
+    big = build_lm("teacher", data)
+    opt = torch.optim.AdamW(big.parameters(), lr=1e-3)
+    t_steps = max(5, steps // 10)
+
+    def teacher_steps(count):
+        start = time.perf_counter()
+        for xb, yb in kdata.batches(X, y, batch_size=32, generator=torch.Generator().manual_seed(0)):
+            loss = F.cross_entropy(big(xb).flatten(0, 1), yb.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            count -= 1
+            if count == 0:
+                break
+        return time.perf_counter() - start
+
+    teacher_steps(3)  # warm-up
+    took = teacher_steps(t_steps)
+    achieved = achieved_gflops(flops_per_example(big, (data.context,), torch.long), 32 * t_steps, took)
+    peak = matmul_gflops(1024, seconds=1.0)
+
+    prompt = data.X_val[:1, :8]
+    length = 120 if not is_smoke() else 30
+    sampling = {}
+    for cache in (True, False):
+        generate(teacher, prompt, 5, cache=cache)  # warm-up
+        start = time.perf_counter()
+        generate(teacher, prompt, length, cache=cache, seed=0)
+        sampling["with_cache" if cache else "without_cache"] = round(length / (time.perf_counter() - start), 1)
+    return {"steps_per_epoch": steps_done,
+            "ms_per_step": {k: round(1e3 * v / steps_done, 2) for k, v in seconds.items()},
+            "ratio_to_scratch": {k: round(v / seconds["scratch"], 2) for k, v in seconds.items()},
+            "teacher_train_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
+            "teacher_share_of_peak": round(achieved / peak, 3),
+            "sampling_tokens_per_s": sampling,
+            "kv_cache_speedup": round(sampling["with_cache"] / sampling["without_cache"], 2)}
+
+
 def format_tables(result: dict) -> str:
     lines = [format_epoch_table(result["epoch"]), ""]
     kd_ = result["kd_epoch"]
@@ -231,6 +304,16 @@ def format_tables(result: dict) -> str:
     lat = result["latency"]["microseconds"]
     lines += [f"Latency per query (CPU, batch 1): teacher {lat['teacher']} µs, student {lat['student']} µs, "
               f"int8 student {lat['student_int8']} µs"]
+    lm = result["lm"]
+    lines += ["", "Lesson 8: one step of the 40k character student (32 windows of 64)"]
+    for k, label in (("scratch", "labels only"), ("kd_top8", "KD, cached top-8 logits"),
+                     ("kd_top84", "KD, cached top-84 (all) logits"), ("kd_online", "KD, online teacher")):
+        lines.append(f"  {label:36s} {lm['ms_per_step'][k]:8.2f} ms  {lm['ratio_to_scratch'][k]:7.2f} × scratch")
+    lines += [f"LM teacher training: {lm['teacher_train_gflops']} GFLOP/s = {100 * lm['teacher_share_of_peak']:.0f} % "
+              f"of the {lm['matmul_peak_gflops']} GFLOP/s matmul peak",
+              f"Sampling (teacher, batch 1): {lm['sampling_tokens_per_s']['with_cache']} characters/s with the "
+              f"key/value cache, {lm['sampling_tokens_per_s']['without_cache']} without "
+              f"({lm['kv_cache_speedup']}×)"]
     return "\n".join(lines)
 
 
@@ -242,6 +325,7 @@ def run(out: Path | None = None, repeats: int = 3) -> dict:
               "teacher": teacher_throughput(steps=5 if smoke else 60),
               "meter": meter_overhead(seconds=1.0 if smoke else 30.0),
               "latency": latency_comparison(),
+              "lm": lm_comparison(steps=8 if smoke else 150),
               "smoke": smoke}
     print(format_tables(result))
     if out is not None:

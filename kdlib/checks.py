@@ -104,6 +104,69 @@ def check_kd_loss(fn) -> bool | None:
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
+def check_topk_kd_loss(fn) -> bool | None:
+    """Lesson 8: ``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
+
+    The reference is :func:`kdlib.distill.topk_kd_terms` (``alpha = 1``): the teacher's top-k
+    renormalised, KL against the student's full softmax gathered at those ids, T², mean per position.
+    """
+    from .distill import topk_kd_terms
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(2, 3, 6, generator=g) * 2, torch.randn(2, 3, 6, generator=g) * 2
+    labels = torch.zeros(2, 3, dtype=torch.long)
+    done, _ = _attempt(fn, s, *t.topk(2, -1), 1.0)
+    if not done:
+        return _not_done("topk_kd_loss", "kd.distill.topk_kd_terms")
+    hints = []
+    for k, T in [(6, 1.0), (3, 2.0), (1, 1.0), (2, 4.0)]:
+        top = t.topk(k, -1)
+        got = float(fn(s, top.values.half(), top.indices.to(torch.uint8), T))
+        want = float(topk_kd_terms(s, top.values.half(), top.indices, labels, T, 1.0)["soft"])
+        if not math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5):
+            if math.isclose(got, want / (T * T), rel_tol=1e-3):
+                hints.append("the soft term needs the T² factor")
+            elif k == 6:
+                hints.append("with k = the whole vocabulary it must equal the dense forward KL")
+            else:
+                hints.append("renormalise the teacher over its k kept logits (softmax of top_values / T), and "
+                             "take the student's log-probabilities from a softmax over ALL its logits, "
+                             "gathered at top_ids (top_ids may be uint8: .long() before gather)")
+    return _verdict("topk_kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
+
+
+def check_witten_bell(fn) -> bool | None:
+    """Lesson 9: ``fn(counts, lower)`` = the interpolated Witten–Bell bigram table ``P[a, b]``.
+
+    ``counts[a, b]`` is how often b followed a; ``lower`` the (already smoothed) unigram
+    distribution.  The reference is :class:`kdlib.ngram.NGramLM` of order 2.
+    """
+    import numpy as np
+
+    from .ngram import NGramLM
+
+    stream = np.array([0, 1, 4, 0, 2, 0, 3, 0, 1, 4, 0, 1, 1, 0])
+    V = 6  # id 5 never occurs: an unseen context and an unseen character
+    counts = torch.zeros(V, V)
+    for a, b in zip(stream[:-1], stream[1:]):
+        counts[a, b] += 1
+    lower = torch.as_tensor(NGramLM(1, "witten_bell").fit(stream, V).next_probs(()), dtype=torch.float32)
+    done, _ = _attempt(fn, counts.clone(), lower.clone())
+    if not done:
+        return _not_done("witten_bell", "kd.NGramLM")
+    got = torch.as_tensor(fn(counts.clone(), lower.clone()), dtype=torch.float64)
+    model = NGramLM(2, "witten_bell").fit(stream, V)
+    want = torch.as_tensor(np.stack([model.next_probs([a]) for a in range(V)]))
+    if got.shape != want.shape:
+        return _verdict("witten_bell", False, f"return a ({V}, {V}) table: one row per context a.")
+    if not torch.isfinite(got).all():
+        return _verdict("witten_bell", False, "a context never seen (a row of zero counts) must fall back to "
+                        "the lower-order distribution, not divide by zero.")
+    ok = torch.allclose(got, want, atol=1e-6)
+    return _verdict("witten_bell", ok, "P(b|a) = (c(a,b) + N1+(a·) · P_lower(b)) / (c(a) + N1+(a·)), with "
+                    "c(a) = Σ_b c(a,b) and N1+(a·) = how many different b followed a.")
+
+
 def check_cpu_estimate(fn) -> bool | None:
     """Lesson 4: ``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules."""
     done, _ = _attempt(fn, 1.0, 1, 1.0)

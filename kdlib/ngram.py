@@ -1,6 +1,6 @@
-"""A smoothed character n-gram language model built from counts in seconds (lesson 8).
+"""A smoothed character n-gram language model built from counts in seconds (lesson 9).
 
-The "task-specific route with no giant" of lesson 8: no teacher, no gradient, no GPU — count every
+The "task-specific route with no giant" of lesson 9: no teacher, no gradient, no GPU — count every
 k-gram of the training stream (k = 1 … order) and smooth the counts so that no character is ever
 impossible.  Two classic smoothings, both in the *interpolated* form of Chen & Goodman (1998),
 *An Empirical Study of Smoothing Techniques for Language Modeling*, TR-10-98, Harvard:
@@ -39,7 +39,7 @@ def _as_ids(tokens, vocab_size: int, what: str = "tokens", allow_empty: bool = F
 
 
 class NGramLM:
-    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")`` (lesson 8).
+    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")`` (lesson 9).
 
     Notation for one level k (k-grams ``h w``: a context h of k − 1 tokens, then w; V = vocab_size):
     ``c(h w)`` the count used at this level, ``c(h) = Σ_w c(h w)``, ``N1+(h •)`` the number of
@@ -114,6 +114,18 @@ class NGramLM:
         else:
             lifted = (c + n_types * p) / (total + n_types)
         return np.where(seen, lifted, p)
+
+    @property
+    def num_ngrams(self) -> int:
+        """Distinct k-grams stored over every level k = 1 … order (the model's "parameters")."""
+        self._check_fitted()
+        return sum(len(level[0]) for level in self.levels)
+
+    @property
+    def num_contexts(self) -> int:
+        """Distinct contexts of ``order − 1`` tokens seen in training."""
+        self._check_fitted()
+        return len(self.levels[-1][2])
 
     def _check_fitted(self):
         if self.levels is None:

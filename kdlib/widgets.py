@@ -1,6 +1,7 @@
-"""ipywidgets for the lessons: the temperature explorer of lesson 2."""
+"""ipywidgets for the lessons: the temperature explorer of lesson 2 and the sampling explorer of lesson 8."""
 from __future__ import annotations
 
+import html
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -41,3 +42,32 @@ def temperature_explorer(logits: torch.Tensor, images: torch.Tensor, labels: tor
 
     out = w.interactive_output(draw, {"T": t_slider, "index": i_slider})
     return w.VBox([w.HBox([t_slider, i_slider]), out])
+
+
+def sampling_explorer(model, data, prompt: str, length: int = 240, T: float = 0.8, seed: int = 0):
+    """A slider over the sampling temperature of a language model, showing the text it writes (lesson 8).
+
+    The same ``softmax(z / T)`` as lesson 2's explorer, now applied at every character: each new
+    character is drawn from the model's next-character distribution at temperature ``T`` (T = 0 is
+    greedy).  The seed is fixed, so only the temperature changes what you read.  Returns the widget box.
+    """
+    import ipywidgets as w
+
+    from .lm import generate
+
+    ids = data.encode(prompt)
+    t_slider = w.FloatSlider(value=T, min=0.0, max=2.0, step=0.1, description="T", continuous_update=False,
+                             readout_format=".1f")
+    s_slider = w.IntSlider(value=seed, min=0, max=20, description="seed", continuous_update=False)
+    text = w.HTML()
+
+    def draw(change=None):
+        out = generate(model, ids, length, temperature=float(t_slider.value), seed=int(s_slider.value))
+        body = html.escape(data.decode(out[len(ids):]))
+        text.value = (f"<pre style='white-space:pre-wrap'><b>{html.escape(prompt)}</b>{body}</pre>"
+                      f"<i>T = {t_slider.value:.1f}, seed {s_slider.value}: {length} sampled characters</i>")
+
+    t_slider.observe(draw, "value")
+    s_slider.observe(draw, "value")
+    draw()
+    return w.VBox([w.HBox([t_slider, s_slider]), text])

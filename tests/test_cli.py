@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _run(*args, env=None):
@@ -37,6 +38,9 @@ def test_bench_smoke_run(tmp_path):
     import os
 
     target = tmp_path / "bench.json"
+    corpus = Path(__file__).resolve().parent.parent / "data" / "shakespeare"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "shakespeare").symlink_to(corpus, target_is_directory=True)  # fetched by make data
     out = _run("bench", "--out", str(target), env={**os.environ, "KDLIB_SMOKE": "1", "KDLIB_DATA": str(tmp_path / "data")})
     assert out.returncode == 0, out.stderr
     result = json.loads(target.read_text())
@@ -48,6 +52,8 @@ def test_bench_smoke_run(tmp_path):
     assert result["meter"]["overhead_ratio"] > 0
     assert "estimate" in result["meter"]["source"] or "counter" in result["meter"]["source"]
     assert set(result["latency"]["microseconds"]) == {"teacher", "student", "student_int8"}
+    assert set(result["lm"]["ratio_to_scratch"]) == {"scratch", "kd_top8", "kd_top84", "kd_online"}
+    assert result["lm"]["teacher_share_of_peak"] > 0 and result["lm"]["kv_cache_speedup"] > 0
 
 
 def test_unknown_command_fails_cleanly():

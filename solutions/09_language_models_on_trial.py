@@ -1,0 +1,298 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 9 · Language models: the routes on trial
+#
+# Lesson 8 distilled a 0.8M-parameter character transformer into a 40k-parameter student. This lesson
+# asks the essay's three questions of that pipeline, with the lesson-4 ledger:
+#
+# 1. **What does the giant cost?** Its training, the caching of its logits, and serving it.
+# 2. **Does a bigger student, or training on text the teacher writes, inherit more?**
+# 3. **Does a task-specific model without a giant do as well?** Two of them: a classic smoothed n-gram
+#    model built from counts in seconds, and a transformer trained on the labels alone with the **same
+#    compute** the distillation pipeline spent, teacher included.
+#
+# Every route ends up as one point — test bits per character against lifecycle energy — on a Pareto plot.
+
+# %%
+import math
+import statistics
+
+import matplotlib.pyplot as plt
+import torch
+
+import kdlib as kd
+from kdlib import recipes
+
+DEVICE = kd.device()
+SEEDS = kd.sized([0, 1, 2], [0, 1])
+meter = kd.energy.EnergyMeter(device=DEVICE)
+print(f"device {DEVICE}; energy measured by: {meter.source}")
+
+data = kd.load("shakespeare", context=64, device=DEVICE)
+teacher_entry = recipes.lm_teacher(data)
+teacher, tm = teacher_entry.model, teacher_entry.meta
+transfer = recipes.LMTransfer(data, teacher)
+CHOICE, _ = recipes.lm_kd_choice(data, transfer)  # lesson 8's choice, from the zoo (or trained now)
+print(f"teacher: {tm['params']:,} parameters, test {tm['test_bpc']:.3f} bpc; KD with T = {CHOICE['T']}, "
+      f"alpha = {CHOICE['alpha']}")
+
+# %% [markdown]
+# ## 1 · No giant at all: a smoothed n-gram model
+#
+# An order-n model predicts the next character from the previous n − 1 by counting. Counts alone give
+# zero probability to anything unseen, so **smoothing** moves some mass from seen continuations to a
+# shorter context, recursively down to a uniform guess. `kd.NGramLM` implements two classics:
+#
+# * **Witten–Bell**: a context that has been followed by many *different* characters is trusted less;
+# * **interpolated Kneser–Ney**: subtract a fixed discount D from every count, and give the freed mass to a
+#   lower order whose probabilities count *in how many contexts* a character appears, not how often.
+#
+# Before using kdlib's version, write the Witten–Bell step yourself for a bigram (order 2) model:
+#
+# $$P(b \mid a) = \frac{c(a\,b) + N_{1+}(a\,\bullet)\, P_{\text{lower}}(b)}{c(a) + N_{1+}(a\,\bullet)}$$
+#
+# where `counts[a, b]` = c(a b) is how often b followed a, c(a) = Σ_b c(a b), N₁₊(a •) is the number of
+# *different* characters that followed a, and `lower` is the unigram distribution (already smoothed).
+# A character a that never occurred as a context has no counts at all: its row is just `lower`.
+
+# %%
+def witten_bell(counts, lower):
+    """(V, V) table P[a, b] of interpolated Witten–Bell bigram probabilities."""
+    ### BEGIN SOLUTION
+    total = counts.sum(1, keepdim=True)
+    types = (counts > 0).sum(1, keepdim=True).to(counts.dtype)
+    table = (counts + types * lower) / (total + types).clamp_min(1)
+    return torch.where(total > 0, table, lower.expand_as(table))
+    ### END SOLUTION
+
+
+kd.checks.check_witten_bell(witten_bell)
+
+# %% [markdown]
+# `kd.NGramLM` does the same at every order, recursively, with the counts of the whole training stream
+# held as sorted integer keys. Both smoothings are built from the training plays in about a second each;
+# the order is chosen on the validation plays.
+
+# %%
+ngram_rows, ngrams = [], {}
+for smoothing in ("witten_bell", "kneser_ney"):
+    for order in (3, 5, 7):
+        with meter.phase(f"n-gram {smoothing} {order}"):
+            model = kd.NGramLM(order, smoothing).fit(data.tokens_train, data.vocab_size)
+        ngrams[smoothing, order] = model
+        ngram_rows.append({"smoothing": smoothing, "order": order, "contexts": model.num_contexts,
+                           "fit s": round(model.fit_seconds, 2),
+                           "val bpc": round(model.bits_per_char(data.tokens_val), 3)})
+best_row = min(ngram_rows, key=lambda r: r["val bpc"])
+NGRAM = ngrams[best_row["smoothing"], best_row["order"]]
+ngram_test = NGRAM.bits_per_char(data.tokens_test)
+kd.tables.Table(ngram_rows, "Character n-gram models on the validation plays")
+
+# %%
+ngram_fit = [r for r in meter.results if r.name == f"n-gram {best_row['smoothing']} {best_row['order']}"][0]
+print(f"Chosen on validation: {best_row['smoothing']} order {best_row['order']} → test {ngram_test:.3f} bpc "
+      f"(teacher {tm['test_bpc']:.3f}), built in {ngram_fit.seconds:.1f} s, {ngram_fit.joules:.0f} J.")
+kd.course.record("best n-gram (val) and its test bpc", f"{best_row['smoothing']} {best_row['order']}: {ngram_test:.3f}")
+
+# %% [markdown]
+# ## 2 · The routes that need the giant
+#
+# * **Token-level KD, 40k and 115k students** — lesson 8's recipe (forward KL on the cached logits, the
+#   chosen T and α), now also for a 115k-parameter student (4 blocks of width 48). Lesson 8's 40k students
+#   come from the zoo.
+# * **Sequence-level KD** (Kim & Rush 2016) — the essay's "synthetic data" route: the teacher *writes* the
+#   training text (one real first character per window, the rest sampled at T = 1), and the 40k student
+#   learns it with the plain next-character loss. No logits are stored; the teacher's cost is generation.
+#
+# Each route is compared with the same student trained from scratch on the real text (same windows, same
+# steps), over several seeds.
+
+# %%
+def runs(size, route, **kw):
+    return [recipes.lm_student(data, size, route, seed, transfer, **kw) for seed in SEEDS]
+
+
+with meter.phase("students"):
+    routes = {"40k scratch": runs("40k", "scratch"), "40k distilled": runs("40k", "kd", **CHOICE),
+              "115k scratch": runs("115k", "scratch"), "115k distilled": runs("115k", "kd", **CHOICE),
+              "40k sequence-level KD": runs("40k", "seqkd")}
+written = transfer.generated()[0]
+print("A window the teacher wrote for sequence-level KD:\n")
+print(data.decode(written[0]))
+
+# %% [markdown]
+# ## 3 · The same compute, and no giant
+#
+# The fairest test of "do we need the giant?" gives a model that never sees it the same budget. Count the
+# FLOPs of the 115k distilled route — train the teacher, cache its logits, distil — and spend them instead
+# on the 115k transformer trained on the labels of **all** the training plays for as many passes as the
+# budget buys. Like the teacher, it is trained once and cached (the first run takes several minutes).
+
+# %%
+f_teacher = tm["flops_per_token"]
+f_student = kd.flops_per_example(recipes.build_lm("115k", data), (data.context,), torch.long) / data.context
+kd_positions = transfer.X.numel()
+budget = 3 * f_teacher * tm["tokens_seen"] + f_teacher * kd_positions + 3 * f_student * kd_positions
+per_epoch = 3 * f_student * data.y_train.numel()
+EPOCHS = max(1, round(budget / per_epoch))
+print(f"FLOPs: teacher training {3 * f_teacher * tm['tokens_seen']:.2e} + caching {f_teacher * kd_positions:.2e} + "
+      f"distillation {3 * f_student * kd_positions:.2e} = {budget:.2e}")
+print(f"One pass of the 115k model over the training plays: {per_epoch:.2e} FLOPs → {EPOCHS} passes")
+with meter.phase("same-compute model"):
+    routes["115k, same compute, no giant"] = [recipes.lm_student(data, "115k", "budget", 0, epochs=EPOCHS)]
+budget_meta = routes["115k, same compute, no giant"][0].meta
+print(f"test {budget_meta['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
+      f"({'from the zoo' if routes['115k, same compute, no giant'][0].cached else 'trained now'}).")
+
+# %% [markdown]
+# ## 4 · What each route writes
+#
+# The same prompt, seed and temperature (T = 0.8) for every model, so the differences are the models'.
+
+# %%
+PROMPT = "KING.\nWhat say you, my lord?\n\n"
+prompt_ids = data.encode(PROMPT)
+samples = {"teacher (0.8M)": teacher, **{name: entries[0].model for name, entries in routes.items()}}
+for name, model in samples.items():
+    text = data.decode(kd.lm.generate(model, prompt_ids, 160, temperature=0.8, seed=0)[len(prompt_ids):])
+    print(f"── {name} " + "─" * (60 - len(name)) + f"\n{text}\n")
+ngram_text = data.decode(NGRAM.generate(prompt_ids.tolist(), 160, temperature=0.8, seed=0))
+print(f"── n-gram ({best_row['smoothing']}, order {best_row['order']}) " + "─" * 20 + f"\n{ngram_text}")
+
+# %% [markdown]
+# ## 5 · The ledger: lifecycle energy with the teacher counted
+#
+# Upfront energy is everything a route needed before its first query: its own training, and — where it
+# needed the giant — the teacher's training and the caching (or generation) the teacher did for it.
+# Inference is measured per character scored (`kd.energy.energy_per_query` on batches of 64 windows for the
+# transformers, on a 20,000-character stream for the n-gram). Lifecycle = upfront + 10 million characters.
+
+# %%
+QUERIES = 10_000_000
+window_batch = data.X_val[:64]
+
+
+def per_char(model):
+    model.eval()
+    cost = kd.energy.energy_per_query(model, window_batch, min_seconds=kd.sized(1.0, 0.2))
+    return cost["joules_per_query"] / data.context, cost["source"]
+
+
+ledger = kd.energy.Ledger("Language-model routes")
+teacher_pc, source = per_char(teacher)
+ledger.add("serve the teacher", "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
+ledger.add("serve the teacher", "inference", teacher_pc, source, per_query=True)
+for name, entries in routes.items():
+    mean = lambda key: statistics.fmean(e.meta[key] for e in entries)
+    if "distilled" in name or "sequence" in name:
+        ledger.add(name, "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
+        ledger.add(name, "teacher caching / writing", mean("teacher_joules"), entries[0].meta["energy_source"])
+    ledger.add(name, "training (mean over seeds)", mean("energy_joules"), entries[0].meta["energy_source"],
+               mean("train_seconds"))
+    ledger.add(name, "inference", per_char(entries[0].model)[0], source, per_query=True)
+ngram_cost = kd.energy.energy_per_query(NGRAM.log_prob, data.tokens_test[:20_000].cpu(), min_seconds=kd.sized(1.0, 0.2))
+ledger.add("n-gram", "counting", ngram_fit.joules, ngram_fit.source, ngram_fit.seconds)
+ledger.add("n-gram", "inference", ngram_cost["joules_per_query"], ngram_cost["source"], per_query=True)
+ledger.table(QUERIES)
+
+# %%
+bpc = {"serve the teacher": [tm["test_bpc"]], "n-gram": [ngram_test],
+       **{name: [e.meta["test_bpc"] for e in entries] for name, entries in routes.items()}}
+params = {"serve the teacher": tm["params"], "n-gram": NGRAM.num_ngrams,
+          **{name: entries[0].meta["params"] for name, entries in routes.items()}}
+rows = []
+for name in bpc:
+    upfront, per_q = ledger.total(name), ledger.total(name, 1) - ledger.total(name)
+    rows.append({"route": name, "parameters": params[name],
+                 "test bpc": kd.tables.mean_std(bpc[name], scale=1, digits=3), "seeds": len(bpc[name]),
+                 "upfront Wh": round(upfront / 3600, 4), "µJ / char": round(1e6 * per_q, 2),
+                 "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4)})
+    kd.course.record(f"route {name}: test bpc / lifecycle Wh",
+                     f"{rows[-1]['test bpc']} / {rows[-1]['lifecycle Wh']}")
+kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} characters · energy: {source}")
+
+# %% [markdown]
+# (For the n-gram, "parameters" counts the distinct n-grams it stores over every order, and its inference scores a
+# stream by table look-ups on the CPU.)
+#
+# ## 6 · The Pareto front
+
+# %%
+fig, ax = plt.subplots(figsize=(7.5, 4.6))
+for row in rows:
+    values = bpc[row["route"]]
+    giant = row["route"] == "serve the teacher" or "distilled" in row["route"] or "sequence" in row["route"]
+    ax.errorbar(row["lifecycle Wh"], statistics.fmean(values), yerr=statistics.stdev(values) if len(values) > 1 else 0,
+                fmt="o" if giant else "s", capsize=3, color="tab:red" if giant else "tab:green")
+    ax.annotate(row["route"], (row["lifecycle Wh"], statistics.fmean(values)), fontsize=8,
+                xytext=(5, 4), textcoords="offset points")
+ax.set_xscale("log")
+ax.set_xlabel(f"lifecycle energy, Wh (training + teacher + {QUERIES / 1e6:.0f}M characters; {meter.source.split(':')[0]})")
+ax.set_ylabel("test bits per character (lower is better)")
+ax.set_title("Language-model routes: red needed the giant, green did not")
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# Break-even points: after how many characters does a route's lifecycle drop below another's?
+
+# %%
+pairs = [("40k distilled", "serve the teacher"), ("40k distilled", "115k scratch"),
+         ("115k distilled", "115k, same compute, no giant"), ("40k distilled", "n-gram")]
+for a, b in pairs:
+    q = ledger.break_even(a, b)
+    print(f"{a} vs {b}: " + ("never" if math.isinf(q) else f"{q:,.0f} characters" if q > 0 else "from the start"))
+
+# %% [markdown]
+# ## 7 · Against the published record
+#
+# * **Gemma 2** (2024) trained its 2B and 9B models by distillation from a larger model instead of on the
+#   next token alone, and reported that a 2B model distilled from a 7B teacher beat the same model trained
+#   from scratch on the same tokens.
+# * **DistilGPT2** (Hugging Face, 2019): 82M parameters against GPT-2's 124M, WikiText-103 perplexity 21.1
+#   against 16.3 — smaller and faster, clearly worse.
+# * **MobileLLM** (Liu et al. 2024) tried distilling its sub-billion models from LLaMA-v2 7B and found it
+#   slower to train and no better than the plain next-token loss.
+# * **Busbridge et al. 2025** (*Distillation Scaling Laws*): distillation beats supervised learning only
+#   when a teacher already exists (or serves many students) and the student's compute is small; with
+#   enough compute and data, supervised training catches up — and counting the teacher's cost, it wins.
+#
+# Read this lesson's table in that light; the cells below print the comparisons, and the paragraph after
+# them says what this run found.
+
+# %%
+def mean(name):
+    return statistics.fmean(bpc[name])
+
+
+for size in ("40k", "115k"):
+    gain = mean(f"{size} scratch") - mean(f"{size} distilled")
+    noise = 2 * max(statistics.stdev(bpc[f"{size} scratch"]), statistics.stdev(bpc[f"{size} distilled"])) \
+        if len(SEEDS) > 1 else 0.0
+    print(f"{size}: distillation {gain:+.3f} bpc vs scratch (2 × spread {noise:.3f}) at "
+          f"{ledger.total(f'{size} distilled', QUERIES) / ledger.total(f'{size} scratch', QUERIES):.0f}× "
+          f"the lifecycle energy")
+print(f"n-gram vs 40k distilled: {ngram_test - mean('40k distilled'):+.3f} bpc")
+print(f"same compute, no giant vs 115k distilled: "
+      f"{mean('115k, same compute, no giant') - mean('115k distilled'):+.3f} bpc")
+print(f"sequence-level KD vs token-level KD (40k): {mean('40k sequence-level KD') - mean('40k distilled'):+.3f} bpc")
+
+# %% [markdown]
+# ## What the numbers say
+#
+# *(Written from the full-size run; the cells above print the numbers of yours.)*
