@@ -131,9 +131,8 @@ with meter.phase("students"):
     routes = {"40k scratch": runs("40k", "scratch"), "40k distilled": runs("40k", "kd", **CHOICE),
               "115k scratch": runs("115k", "scratch"), "115k distilled": runs("115k", "kd", **CHOICE),
               "40k sequence-level KD": runs("40k", "seqkd")}
-written = transfer.generated()[0]
 print("A window the teacher wrote for sequence-level KD:\n")
-print(data.decode(written[0]))
+print(data.decode(transfer.generated()[0][0]))
 
 # %% [markdown]
 # ## 3 · The same compute, and no giant
@@ -168,10 +167,12 @@ print(f"test {budget_meta['test_bpc']:.3f} bpc after {budget_meta['train_seconds
 PROMPT = "KING.\nWhat say you, my lord?\n\n"
 prompt_ids = data.encode(PROMPT)
 samples = {"teacher (0.8M)": teacher, **{name: entries[0].model for name, entries in routes.items()}}
-for name, model in samples.items():
-    text = data.decode(kd.lm.generate(model, prompt_ids, 160, temperature=0.8, seed=0)[len(prompt_ids):])
+with meter.phase("samples"):
+    written = {name: data.decode(kd.lm.generate(model, prompt_ids, 160, temperature=0.8, seed=0)[len(prompt_ids):])
+               for name, model in samples.items()}
+    ngram_text = data.decode(NGRAM.generate(prompt_ids.tolist(), 160, temperature=0.8, seed=0))
+for name, text in written.items():
     print(f"── {name} " + "─" * (60 - len(name)) + f"\n{text}\n")
-ngram_text = data.decode(NGRAM.generate(prompt_ids.tolist(), 160, temperature=0.8, seed=0))
 print(f"── n-gram ({best_row['smoothing']}, order {best_row['order']}) " + "─" * 20 + f"\n{ngram_text}")
 
 # %% [markdown]
