@@ -359,7 +359,7 @@ meter.table("Energy of this lesson's phases")
 #   own rule (a gain must exceed twice the seed spread) not clearly above the noise, and far smaller
 #   than the 12.5 points of Hinton's speech experiment.
 # * **With few labels plus the teacher's soft labels on the unlabelled rest**, the student gains about
-#   ten points — more than ten times the seed spread — and lands at the level of the same student
+#   ten points — about ten times the seed spread — and lands at the level of the same student
 #   trained from scratch on all 55,000 labels (section 4). Here the teacher is not a regulariser any
 #   more: it is a labelling machine.
 # * That second gain was bought with a teacher trained on **all** the labels, and with its training
