@@ -186,8 +186,10 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     tuple ``(X, y, *extra)`` of tensors of equal length: each step slices every tensor with the
     same indices (:func:`kdlib.data.batches`) and calls ``criterion(model(augment(X_b)), batch)``,
     default mean cross-entropy on ``batch[1]``.  Extra tensors, such as cached teacher logits,
-    reach the criterion in ``batch[2:]``.  The optimizer is AdamW (or SGD with Nesterov momentum);
-    ``schedule="cosine"`` anneals the learning rate per step to zero (Loshchilov & Hutter 2017).
+    reach the criterion in ``batch[2:]``.  Labels may also be one per position, ``y`` of shape
+    ``(N, T)`` with a model that returns ``(N, T, vocab)`` logits (a language model, lesson 8):
+    losses and accuracies are then over every position.  The optimizer is AdamW (or SGD with
+    Nesterov momentum); ``schedule="cosine"`` anneals the learning rate per step to zero (Loshchilov & Hutter 2017).
 
     Under ``torchrun --nproc_per_node N`` it wraps the model in DistributedDataParallel (gloo on
     CPU, NCCL on CUDA), gives each rank ``batch_size // N`` examples of every global batch, and
