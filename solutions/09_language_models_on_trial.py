@@ -138,7 +138,8 @@ print(data.decode(kd.lm.generate(teacher, transfer.X[0, :1], data.context - 1, t
 # ## 3 · The same compute, and no giant
 #
 # The fairest test of "do we need the giant?" gives a model that never sees it the same budget. Count the
-# FLOPs of the 115k distilled route — train the teacher, cache its logits, distil — and spend them instead
+# FLOPs of the 115k distilled route — train the teacher, cache its logits, distil; a training step costs
+# about 3× a forward pass (forward, then a backward pass of about twice its cost) — and spend them instead
 # on the 115k transformer trained on the labels of **all** the training plays for as many passes as the
 # budget buys. Like the teacher, it is trained once and cached: the first run of this cell takes about
 # 17 minutes on 2 CPU cores (a GPU makes it short).
@@ -180,7 +181,9 @@ print(f"── n-gram ({best_row['smoothing']}, order {best_row['order']}) " + "
 # ## 5 · The ledger: lifecycle energy with the teacher counted
 #
 # Upfront energy is everything a route needed before its first query: its own training, and — where it
-# needed the giant — the teacher's training and the caching (or generation) the teacher did for it.
+# needed the giant — the teacher's training and the caching (or generation) the teacher did for it, as
+# measured in the process that made the student (lessons 8 and 9 each cache the logits once, so the 40k
+# and 115k students carry two measurements of the same job).
 # Inference is measured per character scored (`kd.energy.energy_per_query` on batches of 64 windows for the
 # transformers, on a 20,000-character stream for the n-gram). Lifecycle = upfront + 10 million characters.
 
@@ -220,8 +223,8 @@ params = {"serve the teacher": tm["params"], "n-gram": NGRAM.num_ngrams,
 rows = []
 for name in bpc:
     upfront, per_q = ledger.total(name), ledger.total(name, 1) - ledger.total(name)
-    rows.append({"route": name, "parameters": params[name],
-                 "test bpc": kd.tables.mean_std(bpc[name], scale=1, digits=3), "seeds": len(bpc[name]),
+    score = kd.tables.mean_std(bpc[name], scale=1, digits=3) if len(bpc[name]) > 1 else f"{bpc[name][0]:.3f}"
+    rows.append({"route": name, "parameters": params[name], "test bpc": score, "seeds": len(bpc[name]),
                  "upfront Wh": round(upfront / 3600, 4), "µJ / char": round(1e6 * per_q, 2),
                  "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4)})
     kd.course.record(f"route {name}: test bpc / lifecycle Wh",
@@ -233,6 +236,9 @@ kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} charact
 # stream by table look-ups on the CPU.)
 #
 # ## 6 · The Pareto front
+#
+# A route is on the **Pareto front** when no other route is both better (fewer bits per character) and
+# cheaper (less lifecycle energy). Error bars are ± one standard deviation over seeds.
 
 # %%
 LABEL_AT = {"serve the teacher": ((-6, 6), "right"), "115k, same compute, no giant": ((-6, -12), "right"),
@@ -257,7 +263,7 @@ plt.show()
 # Break-even points: after how many characters does a route's lifecycle drop below another's?
 
 # %%
-pairs = [("40k distilled", "serve the teacher"), ("40k distilled", "115k scratch"),
+pairs = [("40k distilled", "serve the teacher"), ("115k distilled", "serve the teacher"),
          ("115k distilled", "115k, same compute, no giant"), ("40k distilled", "n-gram")]
 for a, b in pairs:
     q = ledger.break_even(a, b)
@@ -308,33 +314,40 @@ meter.table("This lesson's phases")
 # ## What the numbers say
 #
 # Numbers from the full-size run on 2 CPU cores (yours print above; bits per character are the same for
-# the same seeds, times and joules are not). Every energy figure is the CPU-time estimate.
+# the same seeds on the same kind of CPU, times and joules are not). Every energy figure is the CPU-time
+# estimate.
 #
 # * **The giant is not the best model here.** A Kneser–Ney 7-gram, counted in one second for 41 J, scores
 #   2.262 bits per character on the held-out plays — better than the 0.8M-parameter teacher (2.379), which
 #   took 444 s and 10.5 Wh to train. Over a lifecycle of 10 million characters it costs 0.31 Wh against
-#   the teacher's 14.3 Wh. At this scale, a task-specific model with the right inductive bias (local
-#   character statistics, smoothed) wins on both axes; the n-gram is bigger in memory, though (2.2M stored
-#   n-grams against 0.8M weights), and it cannot use context beyond six characters.
+#   the teacher's 14.3 Wh: on the Pareto plot it dominates every other route. At this scale, a
+#   task-specific model with the right inductive bias (local character statistics, smoothed) wins on both
+#   axes; the n-gram is bigger in memory, though (2.2M stored n-grams against 0.8M weights), and it cannot
+#   use context beyond six characters. One caveat on the comparison: the transformers are scored on
+#   non-overlapping 64-character windows, where the first positions of each window have little context,
+#   while the n-gram scores the running text with its full six characters almost everywhere; part of the
+#   0.12-bit gap may come from that.
 # * **Distillation helps the students, a little, at a large price.** Token-level KD moves the 40k student
 #   from 3.506 to 3.442 bits (a real gain: twice the seed spread is 0.050) and the 115k student from 3.353
-#   to 3.257 — but that second gain is within its seed noise (one seed of the three did much better than
-#   the others). Counting the teacher, each distilled route costs 7–12× the lifecycle energy of its
+#   to 3.257 — but that second gain is within its seed noise (its spread is ± 0.101, so twice the spread
+#   is 0.20). Counting the teacher, each route that needed it costs 7–13× the lifecycle energy of its
 #   scratch twin. Sequence-level KD on text the teacher wrote (3.485) is no better than scratch within
 #   noise, and the generation cost more than the caching did.
-# * **The students are short of steps, not of a teacher.** Given the same FLOPs as the whole distillation
-#   pipeline, the 115k model trained on the real text alone reaches 2.388 bits — the teacher's level with
-#   a seventh of its parameters, 0.87 bits ahead of the distilled 115k student. It took 1,014 s, more
-#   than twice the teacher's wall time for the same FLOPs, because small matrix products use a CPU badly;
-#   by joules it is the most expensive route here.
+# * **More training of the small model did what the teacher did not.** Given the same FLOPs as the whole
+#   distillation pipeline, the 115k model trained on the real text alone reaches 2.388 bits — the
+#   teacher's level with a seventh of its parameters, 0.87 bits ahead of the distilled 115k student. (It
+#   had 15 passes over all 4.2M training characters where the students had one pass over 1M, so more data
+#   and more steps come together here, and it is one seed.) It took 1,014 s for its 4.3e13 FLOPs, about
+#   42 GFLOP/s, where the teacher's 4.1e13 took 444 s (about 92 GFLOP/s): the smaller model runs its
+#   FLOPs at half the rate on this CPU, so by joules it is the most expensive route here.
 # * **Break-even:** the distilled 40k student is cheaper than serving the teacher after about 3 million
-#   characters — but the teacher is 1.1 bits better. Against the n-gram, no distilled student ever breaks
-#   even: the n-gram is both better and cheaper per character.
+#   characters (the 115k one likewise) — but the teacher is a bit per character better. Against the
+#   n-gram, no distilled student ever breaks even: the n-gram is both better and cheaper per character.
 #
 # Set against the published record: like MobileLLM, this run finds distillation no substitute for more
-# training of the small model itself; like Busbridge et al., it finds that distillation pays only when the
-# teacher's cost is not counted (a teacher that exists anyway, serving many students) and the student's
-# own budget is small; and like the essay's "task-specific small models", a classic model built for the
-# task beats the giant here. What does not carry over from this laptop scale: a character model has 84
+# training of the small model itself; in line with Busbridge et al., distillation pays here only if the
+# teacher's cost is not counted (a teacher that exists anyway, serving many students) — and for the 115k
+# student not clearly even then; and like the essay's "task-specific small models", a classic model built
+# for the task beats the giant here. What does not carry over from this laptop scale: a character model has 84
 # classes, not 256k tokens, and 0.8M parameters are nowhere near the regime where LLM teachers know things
 # an n-gram cannot.
