@@ -341,7 +341,8 @@ meter.table("This lesson's phases")
 #   42 GFLOP/s, where the teacher's 4.1e13 took 444 s (about 92 GFLOP/s): the smaller model runs its
 #   FLOPs at half the rate on this CPU, so by joules it is the most expensive route here.
 # * **Break-even:** the distilled 40k student is cheaper than serving the teacher after about 3 million
-#   characters (the 115k one likewise) — but the teacher is a bit per character better. Against the
+#   characters (the 115k one after about 4 million) — but the teacher is a bit per character better.
+#   (These per-character energies come from CPU time: on a busy machine they shift, and so do these points.) Against the
 #   n-gram, no distilled student ever breaks even: the n-gram is both better and cheaper per character.
 #
 # Set against the published record: like MobileLLM, this run finds distillation no substitute for more
