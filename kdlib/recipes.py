@@ -209,6 +209,9 @@ def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | No
     from .distill import KDCriterion
 
     routes = ("scratch", "kd", "seqkd", "budget")
+    if size not in LM_SIZES or size == "teacher":
+        raise ValueError(f"Unknown student size {size!r}; lesson 8's students are "
+                         f"{', '.join(k for k in LM_SIZES if k != 'teacher')}.")
     if route not in routes:
         raise ValueError(f"Unknown route {route!r}; use one of {', '.join(routes)}.")
     if route in ("kd", "seqkd") and transfer is None:

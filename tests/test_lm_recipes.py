@@ -65,3 +65,5 @@ def test_bad_routes_are_explained(tiny):
         recipes.lm_student(tiny, "40k", "kd", 0)
     with pytest.raises(ValueError, match="size"):
         recipes.build_lm("huge", tiny)
+    with pytest.raises(ValueError, match="student size"):
+        recipes.lm_student(tiny, "huge", "scratch", 0)
