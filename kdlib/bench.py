@@ -26,7 +26,7 @@ def _train_steps(model, opt, batches_iter, max_steps=None) -> tuple[float, int]:
     seen, steps = 0, 0
     start = time.perf_counter()
     for xb, yb in batches_iter:
-        loss = F.cross_entropy(model(xb), yb)
+        loss = F.cross_entropy(model(xb).flatten(0, -2), yb.flatten())  # also (N, T) next-character labels
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -252,21 +252,8 @@ def lm_comparison(steps: int = 150) -> dict:
     big = build_lm("teacher", data)
     opt = torch.optim.AdamW(big.parameters(), lr=1e-3)
     t_steps = max(5, steps // 10)
-
-    def teacher_steps(count):
-        start = time.perf_counter()
-        for xb, yb in kdata.batches(X, y, batch_size=32, generator=torch.Generator().manual_seed(0)):
-            loss = F.cross_entropy(big(xb).flatten(0, 1), yb.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            count -= 1
-            if count == 0:
-                break
-        return time.perf_counter() - start
-
-    teacher_steps(3)  # warm-up
-    took = teacher_steps(t_steps)
+    _train_steps(big, opt, kdata.batches(X, y, batch_size=32), max_steps=3)  # warm-up
+    took, _ = _train_steps(big, opt, kdata.batches(X, y, batch_size=32), max_steps=t_steps)
     achieved = achieved_gflops(flops_per_example(big, (data.context,), torch.long), 32 * t_steps, took)
     peak = matmul_gflops(1024, seconds=1.0)
 
