@@ -183,7 +183,13 @@ class LMTransfer:
 
         from .lm import generate
 
+        asked = (temperature, seed, batch)
+        if self._generated is not None and asked != self._generated_by:
+            raise ValueError(f"This transfer set's text was already written with (temperature, seed, batch) = "
+                             f"{self._generated_by}; make a new LMTransfer for {asked}.")
         if self._generated is None:
+            self._generated_by = asked
+
             def write():
                 rows = [generate(self.teacher, self.X[i:i + batch, :1], self.data.context, temperature=temperature,
                                  seed=seed + i) for i in range(0, len(self.X), batch)]

@@ -40,6 +40,9 @@ def test_transfer_topk_dense_and_generated(tiny):
     assert torch.allclose(tr.dense().float(), predict(teacher, tr.X), atol=2e-2)  # float16 round trip
     X, y = tr.generated()
     assert X.shape == y.shape == tr.X.shape and torch.equal(X[:, 1:], y[:, :-1]) and torch.equal(X[:, 0], tr.X[:, 0])
+    assert tr.generated()[0] is X  # written once, then reused
+    with pytest.raises(ValueError, match="already written"):
+        tr.generated(temperature=0.5)
 
 
 def test_students_by_route_are_cached_under_their_config(tiny):
