@@ -4,7 +4,7 @@ Train a large teacher, distil it into a small student, measure what it costs, an
 with small models that never needed a giant.  Each module owns one responsibility:
 
 =============  =====================================================================
-``runtime``    device choice (cuda → mps → cpu), seeds, the smoke size
+``runtime``    device choice (cuda → mps → cpu), device synchronisation, seeds, the smoke size
 ``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
 ``text``       the Shakespeare corpus as characters, split by work, in windows
 ``lm``         a small causal character transformer and sampling with a key/value cache (lesson 8)
@@ -14,19 +14,22 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teachers and students
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
 ``perf``       measured matmul peak and achieved GFLOP/s
-``energy``     EnergyMeter (nvml / rapl counters, labelled estimate), ledger, break-even, CO2
+``energy``     EnergyMeter: nvml / rapl counters, the labelled CPU-time estimate, energy per query
+``ledger``     the lifecycle-energy ledger by route and the break-even point
+``grid``       CO2 from energy: grid intensity by region, kWh
+``validate``   one checked-number helper, so every bad number gets the same clear error
 ``checks``     exercise checks that say right or wrong without giving the answer
 ``plots``      labelled matplotlib figures; ``widgets``: the temperature and sampling explorers
 ``tables``     result tables (text and HTML), mean ± std
 ``teacherfree`` label smoothing, virtual teacher, born-again self-distillation, self-training
-``augment``    per-image augmentation with torchvision.transforms.v2
+``augment``    shifts and flips with torchvision.transforms.v2, one random draw per group of a batch
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction
 ``capstone``   scoring and the leaderboard of the lesson 7 assignment
 ``course``     lessons generated from solutions; the full-size course run
 =============  =====================================================================
 """
-from . import augment, capstone, checks, compress, course, distill, energy, lm, perf, plots, recipes, shift, tables, teacherfree, text, widgets
+from . import augment, capstone, checks, compress, course, distill, energy, grid, ledger, lm, perf, plots, recipes, shift, tables, teacherfree, text, widgets
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
@@ -38,7 +41,7 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 __all__ = [
-    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
+    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
     "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",

@@ -180,11 +180,11 @@ def check_cpu_estimate(fn) -> bool | None:
 
 def check_break_even(fn) -> bool | None:
     """Lesson 4: ``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's."""
-    from .energy import break_even
+    from .ledger import break_even
 
     done, _ = _attempt(fn, 100.0, 1.0, 10.0, 2.0)
     if not done:
-        return _not_done("break_even", "kd.energy.break_even")
+        return _not_done("break_even", "kd.ledger.break_even")
     cases = [(100.0, 1.0, 10.0, 2.0), (5e6, 0.01, 2e5, 0.05), (1.0, 3.0, 2.0, 0.5)]
     ok = True
     for case in cases:

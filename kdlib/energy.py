@@ -1,4 +1,4 @@
-"""Energy and CO₂: measured where the hardware allows it, estimated — and labelled so — where not.
+"""Energy meters: measured where the hardware allows it, estimated — and labelled so — where not.
 
 An :class:`EnergyMeter` reads a cumulative counter at the edges of named, nestable phases; a
 phase's energy is the difference of two readings.  Three backends, best first:
@@ -7,26 +7,27 @@ phase's energy is the difference of two readings.  Three backends, best first:
 * ``rapl``: the CPU package counters under ``/sys/class/powercap`` (Intel, and AMD Zen), whole CPU;
 * ``estimate``: this process's share of CPU time × an assumed CPU power (no counter needed).
 
-Every figure carries its source label, and an estimate always says "estimate".  :class:`Ledger`
-and :func:`break_even` turn the figures into the course's question — when does a distilled
-student repay its teacher? — and :func:`co2_kg` into CO₂.  Introduced in lesson 4.
+Every figure carries its source label, and an estimate always says "estimate".  What the figures
+are for lives next door: :mod:`kdlib.ledger` (lifecycle energy, break-even) and :mod:`kdlib.grid`
+(CO₂).  Introduced in lesson 4.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
-from .perf import _sync
+# Lessons 4, 5 and 9 read these as kd.energy.*; their home is kdlib.ledger and kdlib.grid.
+from .grid import GRID_INTENSITY, J_PER_KWH, co2_kg, kwh  # noqa: F401
+from .ledger import Ledger, break_even  # noqa: F401
 from .runtime import device as pick_device
+from .runtime import synchronize
 from .tables import Table
+from .validate import finite_number
 
 #: CPU power assumed by the estimate: CodeCarbon's fallback when it cannot identify the CPU
 #: (``POWER_CONSTANT = 85`` in ``codecarbon/external/hardware.py``, CodeCarbon 3.x).
@@ -34,7 +35,11 @@ DEFAULT_CPU_WATTS = 85.0
 CPU_WATTS_ENV = "KDLIB_CPU_WATTS"
 RAPL_ROOT = "/sys/class/powercap"
 BACKENDS = ("auto", "nvml", "rapl", "estimate")
-J_PER_KWH = 3.6e6
+#: Mean power above which a RAPL counter that went down cannot have wrapped: no CPU package draws
+#: a kilowatt (the largest server CPUs are rated about 500 W).
+RAPL_MAX_WATTS = 1000.0
+#: Appended to the source of a figure that spans a counter reset: it is a lower bound.
+LOWER_BOUND = "lower bound: the counter was reset during this phase"
 
 
 class EnergyBackendError(RuntimeError):
@@ -44,13 +49,6 @@ class EnergyBackendError(RuntimeError):
 def _read(path: Path) -> str:
     with open(path) as f:  # one place to read counters, so tests can simulate a refusal
         return f.read().strip()
-
-
-def _number(value, what: str, low: float = 0.0, strict: bool = False, hint: str = "") -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < low or (strict and value == low):
-        raise ValueError(f"{what} must be a finite number {'>' if strict else '≥'} {low:g}, got {value!r}.{hint}")
-    return float(value)
 
 
 class EstimateBackend:
@@ -77,7 +75,7 @@ class EstimateBackend:
                 raise ValueError(f"{CPU_WATTS_ENV}={env!r} is not a number of watts; set e.g. 45 or unset it.") from None
         elif cpu_watts is None:
             cpu_watts, how = DEFAULT_CPU_WATTS, "CodeCarbon's fallback TDP"
-        self.watts = _number(cpu_watts, f"CPU power ({how})", strict=True)
+        self.watts = finite_number(cpu_watts, f"CPU power ({how})", strict=True)
         self.cpus = os.cpu_count() or 1
         self.source = f"estimate: CPU-time share × {self.watts:g} W TDP ({how}; {self.cpus} logical CPUs)"
 
@@ -92,12 +90,19 @@ class RaplBackend:
     and dram, are parts of them).  A counter wraps at ``max_energy_range_uj``: a reading below
     the previous one adds that range.  A wrap is seen only if the counter is read at least once
     per wrap period (hundreds of kJ: tens of minutes at full power), i.e. per phase edge.
-    Since Linux 5.10 ``energy_uj`` is readable by root only (CVE-2020-8694).
+
+    A counter that goes down although it cannot have wrapped — a wrap would mean more than
+    :data:`RAPL_MAX_WATTS` since the last reading, or a value outside its range — was reset
+    (driver reload, suspend, a virtual machine moved).  That interval counts 0 J, a warning
+    names the file, and :attr:`resets` goes up, so the meter labels the phases that span it
+    :data:`LOWER_BOUND`.  A counter that cannot be read, or holds no number, mid-measurement is
+    an :class:`EnergyBackendError` naming the file.  Since Linux 5.10 ``energy_uj`` is readable
+    by root only (CVE-2020-8694).
     """
 
     name = "rapl"
 
-    def __init__(self, root: str | os.PathLike = RAPL_ROOT):
+    def __init__(self, root: str | os.PathLike = RAPL_ROOT, clock=time.monotonic):
         root = Path(root)
         zones = [z for z in sorted(root.glob("intel-rapl:*")) if z.name.count(":") == 1]
         try:
@@ -111,17 +116,41 @@ class RaplBackend:
             raise EnergyBackendError(f"RAPL counters under {root} are not readable ({err.__class__.__name__}: "
                                      f"{getattr(err, 'strerror', None) or err}); run as root or `sudo chmod a+r "
                                      f"{root}/intel-rapl:*/energy_uj`.") from err
-        self._wraps = [0] * len(self.zones)
+        self._clock = clock
+        self._when = clock()
+        self._offset = [0] * len(self.zones)   # µJ added by wraps (and kept across resets)
+        self.resets = 0
         self.source = f"rapl counter ({', '.join(_read(z / 'name') for z in self.zones)})"
 
+    def _raw(self, path: Path) -> int:
+        try:
+            text = _read(path)
+        except OSError as err:
+            raise EnergyBackendError(f"The RAPL counter {path} could not be read mid-measurement "
+                                     f"({err.strerror or err}); the energy of this window is unknown.") from err
+        if not (text.isascii() and text.isdigit()):
+            raise EnergyBackendError(f"The RAPL counter {path} holds {text!r}, not a count of µJ; "
+                                     "the energy of this window is unknown.")
+        return int(text)
+
     def read(self) -> float:
-        total = 0
+        now, total = self._clock(), 0
         for i, zone in enumerate(self.zones):
-            raw = int(_read(zone / "energy_uj"))
-            if raw < self._last[i]:
-                self._wraps[i] += self._range[i]
+            raw, last, top = self._raw(zone / "energy_uj"), self._last[i], self._range[i]
+            if raw < last:
+                wrapped_uj = top - last + raw
+                if last <= top and wrapped_uj <= RAPL_MAX_WATTS * 1e6 * max(now - self._when, 0.0):
+                    self._offset[i] += top
+                else:  # went down without wrapping: reset; the interval counts 0 J
+                    self._offset[i] += last - raw
+                    self.resets += 1
+                    warnings.warn(f"The RAPL counter {zone / 'energy_uj'} went down from {last} to {raw} µJ in "
+                                  f"{now - self._when:.3g} s, which is no wrap of its {top} µJ range: it was "
+                                  f"reset. kdlib counts 0 J for that interval; figures spanning it are a lower "
+                                  f"bound.", stacklevel=4)
             self._last[i] = raw
-            total += raw + self._wraps[i]
+            total += raw + self._offset[i]
+        self._when = now
         return total / 1e6
 
 
@@ -209,59 +238,100 @@ def available_backends(rapl_root=RAPL_ROOT, nvml=None) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
 class PhaseResult:
-    """One measured phase: ``path`` is ``"teacher/epoch 1"`` for a phase nested in another."""
+    """One measured phase: ``path`` is ``"teacher/epoch 1"`` for a phase nested in another.
 
-    name: str
-    path: str
-    joules: float
-    seconds: float
-    source: str
+    ``with meter.phase("x") as p:`` hands out this object when the phase starts; its ``joules``,
+    ``seconds`` and ``source`` are filled in when the block ends, so read them after it (inside
+    the block they raise an error rather than give a partial figure).
+    """
+
+    __slots__ = ("name", "path", "_joules", "_seconds", "_source")
+
+    def __init__(self, name: str, path: str, joules: float | None = None, seconds: float | None = None,
+                 source: str | None = None):
+        self.name, self.path = name, path
+        self._joules, self._seconds, self._source = joules, seconds, source
+
+    @property
+    def done(self) -> bool:
+        """True once the phase has ended and its figures are filled in."""
+        return self._joules is not None
+
+    def _figure(self, value):
+        if value is None:
+            raise RuntimeError(f"Phase {self.path!r} is still running: read its figures after its `with` block.")
+        return value
+
+    joules = property(lambda self: self._figure(self._joules), doc="Energy of the phase in joules.")
+    seconds = property(lambda self: self._figure(self._seconds), doc="Wall time of the phase in seconds.")
+    source = property(lambda self: self._figure(self._source), doc="Where the energy figure comes from.")
 
     @property
     def wh(self) -> float:
         """Watt-hours, ``joules / 3600``."""
         return self.joules / 3600
 
+    def __repr__(self) -> str:
+        if not self.done:
+            return f"PhaseResult({self.path!r}, running)"
+        return f"PhaseResult({self.path!r}, joules={self._joules:.4g}, seconds={self._seconds:.4g}, source={self._source!r})"
+
 
 class EnergyMeter:
     """Energy of named, nestable phases; ``with meter:`` measures the whole window as "total".
 
-    ``with meter: with meter.phase("teacher"): with meter.phase("epoch 1"): ...`` gives
-    ``results`` "teacher", "teacher/epoch 1", "total": finished phases in the order they started,
-    then the total; entering again starts afresh, and ``phase`` works on a meter never entered.
-    The device (default: kdlib's) is synchronised before every reading (lesson 4).
+    ``with meter: with meter.phase("teacher") as teacher: with meter.phase("epoch 1"): ...``
+    gives ``results`` "teacher", "teacher/epoch 1", "total": finished phases in the order they
+    started, then the total; ``teacher.joules`` is that phase's own figure once its block ends,
+    however phases nest.  Entering again starts afresh, and ``phase`` works on a meter never
+    entered.  The device (default: kdlib's) is synchronised before every reading.
+
+    Introduced in lesson 2.
     """
 
     def __init__(self, backend="auto", cpu_watts: float | None = None, device=None,
                  rapl_root=RAPL_ROOT, nvml=None):
         self.device = pick_device(device)
         self.backend = make_backend(backend, cpu_watts, self.device, rapl_root, nvml)
-        self.source = self.backend.source
-        self._slots: list[PhaseResult | None] = []   # one per started phase, filled when it ends
+        self._slots: list[PhaseResult] = []   # one per started phase, filled when it ends
         self._stack: list[str] = []
         self._total, self._window = None, None
 
-    def _reading(self) -> tuple[float, float]:
-        _sync(self.device)
-        return self.backend.read(), time.perf_counter()
+    @property
+    def source(self) -> str:
+        """The backend's label, marked :data:`LOWER_BOUND` once its counter has been reset."""
+        return self.backend.source + (f"; {LOWER_BOUND}" if self._resets() else "")
+
+    def _resets(self) -> int:
+        return getattr(self.backend, "resets", 0)
+
+    def _reading(self) -> tuple[float, float, int]:
+        synchronize(self.device)
+        return self.backend.read(), time.perf_counter(), self._resets()
+
+    def _finish(self, result: PhaseResult, start: tuple[float, float, int]) -> None:
+        joules, seconds, resets = self._reading()
+        source = self.backend.source + (f"; {LOWER_BOUND}" if resets > start[2] else "")
+        result._joules, result._seconds, result._source = joules - start[0], seconds - start[1], source
 
     @contextmanager
     def phase(self, name: str):
-        """Measure the enclosed block as phase ``name``, nested in any phase already open."""
+        """Measure the enclosed block as phase ``name``, nested in any phase already open.
+
+        Yields the phase's :class:`PhaseResult`, filled in when the block ends.
+        """
         if not isinstance(name, str) or not name.strip() or "/" in name:
             raise ValueError(f"A phase name must be a non-empty string without '/', got {name!r}.")
+        result = PhaseResult(name, "/".join([*self._stack, name]))
+        start = self._reading()
         self._stack.append(name)
-        path, slot = "/".join(self._stack), len(self._slots)
-        self._slots.append(None)
-        joules, start = self._reading()
+        self._slots.append(result)
         try:
-            yield self
+            yield result
         finally:
-            joules_end, end = self._reading()
             self._stack.pop()
-            self._slots[slot] = PhaseResult(name, path, joules_end - joules, end - start, self.source)
+            self._finish(result, start)
 
     def __enter__(self) -> "EnergyMeter":
         if self._window is not None:
@@ -271,27 +341,37 @@ class EnergyMeter:
         return self
 
     def __exit__(self, *exc) -> None:
-        (joules, start), self._window = self._window, None
-        joules_end, end = self._reading()
-        self._total = PhaseResult("total", "total", joules_end - joules, end - start, self.source)
+        start, self._window = self._window, None
+        self._total = PhaseResult("total", "total")
+        self._finish(self._total, start)
 
     @property
     def results(self) -> list[PhaseResult]:
-        done = [r for r in self._slots if r is not None]
-        return done + ([self._total] if self._total else [])
+        """Finished phases in the order they started, then the total once the window has ended."""
+        done = [r for r in self._slots if r.done]
+        return done + ([self._total] if self._total is not None and self._total.done else [])
 
     joules = property(lambda self: self._sum("joules"), doc="Total joules (without a window: top-level phases).")
     seconds = property(lambda self: self._sum("seconds"), doc="Total seconds, likewise.")
 
     def _sum(self, field: str) -> float:
-        top = [self._total] if self._total else [r for r in self.results if "/" not in r.path]
+        top = [r for r in self.results if "/" not in r.path]
+        top = [top[-1]] if self._total is not None and self._total.done else top
         return sum(getattr(r, field) for r in top)
 
     def table(self, title: str = "Energy by phase") -> Table:
-        """Phases as a table; the source goes in the title (every phase of a meter shares it)."""
-        return Table([{"phase": r.path, "J": round(r.joules, 3), "Wh": round(r.wh, 5), "s": round(r.seconds, 2),
-                       "W (mean)": round(r.joules / r.seconds, 1) if r.seconds > 0 else 0.0}
-                      for r in self.results], f"{title} — source: {self.source}")
+        """Phases as a table; a source shared by every phase goes in the title, else in a column."""
+        results = self.results
+        sources = {r.source for r in results}
+        rows = []
+        for r in results:
+            row = {"phase": r.path, "J": round(r.joules, 3), "Wh": round(r.wh, 5), "s": round(r.seconds, 2),
+                   "W (mean)": round(r.joules / r.seconds, 1) if r.seconds > 0 else 0.0}
+            if len(sources) > 1:
+                row["source"] = r.source
+            rows.append(row)
+        shared = sources.pop() if len(sources) == 1 else "by phase" if sources else self.source
+        return Table(rows, f"{title} — source: {shared}")
 
     def _repr_html_(self) -> str:
         return self.table()._repr_html_()
@@ -300,15 +380,24 @@ class EnergyMeter:
 def energy_per_query(fn, batch, min_seconds: float = 1.0, **meter_kwargs) -> dict:
     """Inference energy per query: ``fn(batch)`` repeated in one meter window of ≥ ``min_seconds``.
 
+    ``batch`` is one tensor holding a query per row, so ``queries = repetitions × len(batch)``.
     One untimed warm-up call first, then repetitions under ``torch.no_grad()`` until the window
-    lasts ``min_seconds``; ``queries = repetitions × len(batch)``.  A short window makes counter
-    resolution and start-up costs dominate, hence the minimum.  Put the model in eval mode
-    yourself.  Returns ``joules_per_query``, ``seconds_per_query``, ``queries`` and ``source``.
+    lasts ``min_seconds``.  A short window makes counter resolution and start-up costs dominate,
+    hence the minimum.  Put the model in eval mode yourself.  Returns ``joules_per_query``,
+    ``seconds_per_query``, ``queries`` and ``source``.
+
+    Introduced in lesson 4.
     """
-    size = len(batch)
+    if not callable(fn):
+        raise TypeError(f"energy_per_query measures fn(batch): fn must be a model or function, got {type(fn).__name__}.")
+    if not isinstance(batch, torch.Tensor):
+        kind = f"a {type(batch).__name__} of {len(batch)}" if hasattr(batch, "__len__") else f"a {type(batch).__name__}"
+        raise TypeError(f"energy_per_query needs the batch as one tensor with a query per row, got {kind}; "
+                        "stack it first, e.g. torch.stack(tensors) or torch.tensor(numbers).")
+    size = len(batch) if batch.ndim else 0
     if size == 0:
         raise ValueError("energy_per_query needs a non-empty batch: queries are counted as len(batch).")
-    min_seconds = _number(min_seconds, "min_seconds", strict=True)
+    min_seconds = finite_number(min_seconds, "min_seconds", strict=True)
     meter, reps = EnergyMeter(**meter_kwargs), 0
     with torch.no_grad():
         fn(batch)
@@ -320,131 +409,3 @@ def energy_per_query(fn, batch, min_seconds: float = 1.0, **meter_kwargs) -> dic
     queries = reps * size
     return {"joules_per_query": meter.joules / queries, "seconds_per_query": meter.seconds / queries,
             "queries": queries, "source": meter.source}
-
-
-class Grid(NamedTuple):
-    g_per_kwh: float
-    source: str
-    year: int
-
-
-_EMBER = "Ember yearly electricity data (lifecycle gCO2e/kWh of generation), via Our World in Data"
-#: Grid carbon intensity of electricity generation, offline.  Lifecycle figures (fuel supply and
-#: plant construction included), so higher than "direct" figures from grid operators.
-GRID_INTENSITY: dict[str, Grid] = {
-    "world": Grid(480, "Ember, Global Electricity Review 2024", 2023),
-    "eu": Grid(244, _EMBER, 2023),
-    "france": Grid(56, _EMBER, 2023),
-    "germany": Grid(381, _EMBER, 2023),
-    "poland": Grid(662, _EMBER, 2023),
-    "usa": Grid(369, _EMBER, 2023),
-    "china": Grid(582, _EMBER, 2023),
-    "india": Grid(713, _EMBER, 2023),
-}
-
-#: PUE (facility energy / IT energy) for your own machine: nothing on top.  Data centres: the
-#: Uptime Institute survey average was 1.58 in 2023; hyperscalers report about 1.1.
-PUE_DEFAULT = 1.0
-
-
-def kwh(joules: float) -> float:
-    """Kilowatt-hours from joules: ``J / 3.6e6``."""
-    return joules / J_PER_KWH
-
-
-def co2_kg(kwh: float, region: str = "world", pue: float = PUE_DEFAULT) -> float:
-    """``kg CO₂e = kWh × PUE × grid intensity (g/kWh) / 1000``, intensity from :data:`GRID_INTENSITY`."""
-    kwh = _number(kwh, "kwh", hint=" Convert joules with kdlib.energy.kwh(joules).")
-    pue = _number(pue, "PUE (facility energy / IT energy)", low=1.0)
-    key = str(region).strip().lower()
-    if key not in GRID_INTENSITY:
-        raise ValueError(f"Unknown region {region!r}: known regions are {', '.join(GRID_INTENSITY)}.")
-    return kwh * pue * GRID_INTENSITY[key].g_per_kwh / 1000
-
-
-def break_even(upfront_a: float, per_query_a: float, upfront_b: float, per_query_b: float) -> float:
-    """Queries after which route A's total ``upfront + q · per_query`` is below route B's.
-
-    ``q* = (upfront_a − upfront_b) / (per_query_b − per_query_a)``; 0 if A is never worse;
-    ``math.inf`` if A never becomes cheaper for good (its per-query cost is not lower).  The
-    course's use (lessons 4–5): A = distilled student, whose upfront includes training the
-    teacher and distilling, with cheap inference; B = a small model trained from scratch.
-    """
-    for value in (upfront_a, per_query_a, upfront_b, per_query_b):
-        _number(value, "Each break_even argument (joules)")
-    if upfront_a <= upfront_b and per_query_a <= per_query_b:
-        return 0.0
-    if per_query_a >= per_query_b:
-        return math.inf
-    return (upfront_a - upfront_b) / (per_query_b - per_query_a)
-
-
-class Ledger:
-    """Energy by route × phase: upfront joules (training) and joules per query (inference).
-
-    ``add(route, phase, joules, source)`` records an upfront phase; ``per_query=True`` records
-    inference (joules and seconds per query), shown per 1M queries.  A shared phase (the teacher)
-    is added to each route that needs it.  ``total(route, queries)`` = upfront + queries ×
-    per-query joules (lesson 4).
-    """
-
-    def __init__(self, title: str = "Energy ledger"):
-        self.title = title
-        self.entries: list[dict] = []
-
-    def add(self, route: str, phase: str, joules: float, source: str, seconds: float | None = None,
-            per_query: bool = False) -> "Ledger":
-        joules = _number(joules, "joules")
-        if not source or not isinstance(source, str):
-            raise ValueError("Every figure needs its source, e.g. meter.source or 'estimate: ...'.")
-        if any(e["route"] == route and e["phase"] == phase for e in self.entries):
-            raise ValueError(f"{route!r} already has a phase {phase!r}; give this one another name.")
-        self.entries.append(dict(route=route, phase=phase, joules=joules, source=source,
-                                 seconds=seconds, per_query=bool(per_query)))
-        return self
-
-    def _split(self, route: str) -> tuple[float, float]:
-        rows = [e for e in self.entries if e["route"] == route]
-        if not rows:
-            raise ValueError(f"Unknown route {route!r}: the ledger has {sorted({e['route'] for e in self.entries})}.")
-        return (sum(e["joules"] for e in rows if not e["per_query"]),
-                sum(e["joules"] for e in rows if e["per_query"]))
-
-    def total(self, route: str, queries: float = 0) -> float:
-        """Joules of ``route`` after serving ``queries`` queries."""
-        upfront, per_query = self._split(route)
-        return upfront + queries * per_query
-
-    def break_even(self, route_a: str, route_b: str) -> float:
-        """:func:`break_even` between two routes of this ledger."""
-        return break_even(*self._split(route_a), *self._split(route_b))
-
-    def table(self, queries: int = 1_000_000) -> Table:
-        """Every phase of every route, then the route's total; a source shared by all entries goes in the title."""
-        sources = {e["source"] for e in self.entries}
-        shared = sources.pop() if len(sources) == 1 else None
-        rows = []
-        for route in dict.fromkeys(e["route"] for e in self.entries):
-            for e in (e for e in self.entries if e["route"] == route):
-                times = queries if e["per_query"] else 1
-                row = {"route": route, "phase": e["phase"], "basis": f"per {queries:,} queries"
-                       if e["per_query"] else "once", "J": round(e["joules"] * times, 1),
-                       "Wh": round(e["joules"] * times / 3600, 4),
-                       "s": None if e["seconds"] is None else round(e["seconds"] * times, 1)}
-                if shared is None:
-                    row["source"] = e["source"]
-                rows.append(row)
-            j = self.total(route, queries)
-            guessed = any("estimate" in e["source"] for e in self.entries if e["route"] == route)
-            total = {"route": route, "phase": "TOTAL", "basis": f"once + {queries:,} queries", "J": round(j, 1),
-                     "Wh": round(j / 3600, 4), "s": None}
-            if shared is None:
-                total["source"] = "sum, includes an estimate" if guessed else "sum"
-            rows.append(total)
-        return Table(rows, self.title + (f" — source: {shared}" if shared else ""))
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
-
-    def __repr__(self) -> str:
-        return str(self.table())

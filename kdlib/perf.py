@@ -10,13 +10,7 @@ import time
 import torch
 
 from .runtime import device as pick_device
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    elif dev.type == "mps":
-        torch.mps.synchronize()
+from .runtime import synchronize
 
 
 def matmul_gflops(n: int = 1024, seconds: float = 1.0, device=None, dtype=torch.float32) -> float:
@@ -31,14 +25,14 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0, device=None, dtype=torch.
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
     a @ b  # warm-up
-    _sync(dev)
+    synchronize(dev)
     best, deadline = 0.0, time.perf_counter() + seconds
     reps = 1
     while True:
         start = time.perf_counter()
         for _ in range(reps):
             a @ b
-        _sync(dev)
+        synchronize(dev)
         took = time.perf_counter() - start
         best = max(best, 2 * n ** 3 * reps / took / 1e9)
         if time.perf_counter() > deadline:

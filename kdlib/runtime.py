@@ -112,6 +112,20 @@ def device(preferred: str | torch.device | None = None) -> torch.device:
     return choose_device(preferred).device
 
 
+def synchronize(device=None) -> None:
+    """Wait until every queued kernel on ``device`` (default: kdlib's) has finished.
+
+    GPU work runs asynchronously: a timer or an energy counter read right after a CUDA or MPS
+    call would stop before the work does.  A no-op on the CPU.  ``perf`` and ``energy`` call it
+    before every clock or counter reading.
+    """
+    dev = device if isinstance(device, torch.device) else choose_device(device).device
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (every device) from one integer; return a CPU generator.
 

@@ -1,4 +1,4 @@
-"""kdlib.energy: backends on fake counters, nested phases, per-query energy, CO₂, the ledger."""
+"""kdlib.energy, kdlib.ledger, kdlib.grid: meters on fake counters, nested phases, per-query energy, the ledger, CO₂."""
 import math
 import os
 import time
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from kdlib import energy
+import kdlib as kd
+from kdlib import energy, grid, ledger
 
 
 def busy(seconds: float) -> None:
@@ -51,14 +52,84 @@ def test_rapl_counts_package_zones_only(tmp_path):
     assert rapl.read() - start == pytest.approx(2.5)
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
 def test_rapl_wraparound(tmp_path):
     root = powercap(tmp_path, ((9_000_000, 10_000_000),))
-    rapl = energy.RaplBackend(root)
+    clock = Clock()
+    rapl = energy.RaplBackend(root, clock=clock)
     start = rapl.read()
     set_uj(root, 1_000_000)             # 9 J -> wrapped at 10 J -> 1 J: 2 J used
-    assert rapl.read() - start == pytest.approx(2.0)
+    clock.now += 1.0                    # 2 J in 1 s: 2 W, a plausible wrap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rapl.read() - start == pytest.approx(2.0)
     set_uj(root, 4_000_000)
     assert rapl.read() - start == pytest.approx(5.0)
+    assert rapl.resets == 0
+
+
+def test_rapl_drop_without_a_wrap_is_a_labelled_reset_not_a_full_range(tmp_path):
+    """A counter with a ~10⁶ J range that goes down by 1 J in 1 s did not wrap (that would be 10⁶ W)."""
+    root = powercap(tmp_path, ((5_000_000, 10**12),))
+    clock = Clock()
+    rapl = energy.RaplBackend(root, clock=clock)
+    meter = energy.EnergyMeter(backend=rapl, device="cpu")
+    with meter:
+        with meter.phase("before") as before:
+            set_uj(root, 7_000_000)                 # +2 J
+            clock.now += 1
+        with meter.phase("spans the reset") as spans:
+            clock.now += 1
+            set_uj(root, 6_000_000)                 # down 1 J: reset, the interval counts 0 J
+            with pytest.warns(UserWarning, match="intel-rapl:0/energy_uj went down from 7000000 to 6000000"):
+                with meter.phase("inner"):
+                    pass
+            set_uj(root, 9_000_000)                 # +3 J after the reset
+            clock.now += 1
+        with meter.phase("after") as after:
+            set_uj(root, 9_500_000)                 # +0.5 J
+            clock.now += 1
+    assert rapl.resets == 1
+    assert before.joules == pytest.approx(2.0) and energy.LOWER_BOUND not in before.source
+    assert spans.joules == pytest.approx(3.0) and spans.source.endswith(energy.LOWER_BOUND)
+    assert after.joules == pytest.approx(0.5) and energy.LOWER_BOUND not in after.source
+    assert meter.joules == pytest.approx(5.5) and meter.source.endswith(energy.LOWER_BOUND)
+    assert "lower bound" in str(meter.table())
+
+
+def test_rapl_drop_from_above_its_range_is_a_reset(tmp_path):
+    root = powercap(tmp_path, ((12_000_000, 10_000_000),))   # reads above its own range: no wrap is possible
+    clock = Clock()
+    rapl = energy.RaplBackend(root, clock=clock)
+    start = rapl.read()
+    set_uj(root, 1_000_000)
+    clock.now += 3600
+    with pytest.warns(UserWarning, match="reset"):
+        assert rapl.read() - start == pytest.approx(0.0)
+    assert rapl.resets == 1
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "negative"])
+def test_rapl_counter_broken_mid_window_names_the_file(tmp_path, damage):
+    root = powercap(tmp_path)
+    meter = energy.EnergyMeter(backend="rapl", rapl_root=root, device="cpu")
+    counter = root / "intel-rapl:0" / "energy_uj"
+    with pytest.raises(energy.EnergyBackendError, match=f"RAPL counter {counter}") as caught:
+        with meter:
+            if damage == "delete":
+                counter.unlink()
+            else:
+                counter.write_text("n/a\n" if damage == "garbage" else "-5\n")
+    assert "energy of this window is unknown" in str(caught.value)
 
 
 def test_rapl_meter_phases(tmp_path):
@@ -219,6 +290,24 @@ def test_nested_phases_paths_order_and_sums():
     assert by["teacher/epoch 1"].name == "epoch 1" and by["teacher"].wh == by["teacher"].joules / 3600
 
 
+def test_phase_yields_its_own_result_even_when_nested():
+    meter = energy.EnergyMeter(backend="estimate", cpu_watts=100, device="cpu")
+    with meter:
+        with meter.phase("outer") as outer:
+            busy(0.05)
+            with meter.phase("inner") as inner:
+                busy(0.1)
+                with pytest.raises(RuntimeError, match="'outer/inner' is still running"):
+                    inner.joules
+            assert inner.done and not outer.done
+    assert meter.results[-1].path == "total"         # why results[-1] is the wrong phase to read
+    by = {r.path: r for r in meter.results}
+    assert by["outer"] is outer and by["outer/inner"] is inner
+    assert (outer.name, outer.path, inner.path) == ("outer", "outer", "outer/inner")
+    assert outer.joules >= inner.joules > 0 and outer.seconds >= inner.seconds >= 0.1
+    assert "running" in repr(energy.PhaseResult("x", "x")) and "joules=" in repr(inner)
+
+
 def test_phase_without_entering_the_meter():
     meter = energy.EnergyMeter(backend="estimate", device="cpu")
     with meter.phase("a"):
@@ -257,66 +346,94 @@ def test_energy_per_query_window_and_count():
     assert out["joules_per_query"] >= 0 and "estimate" in out["source"]
     assert not any(calls)                       # inference ran under torch.no_grad()
     with pytest.raises(ValueError, match="non-empty"):
-        energy.energy_per_query(infer, [], min_seconds=0.2)
+        energy.energy_per_query(infer, torch.zeros(0, 32), min_seconds=0.2)
+
+
+def test_energy_per_query_bad_batch_and_fn():
+    net = torch.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match=r"one tensor with a query per row, got a list of 2; stack it first"):
+        energy.energy_per_query(net, [torch.zeros(3), torch.zeros(3)], min_seconds=0.1)
+    with pytest.raises(TypeError, match="got a list of 0"):
+        energy.energy_per_query(net, [], min_seconds=0.1)
+    with pytest.raises(TypeError, match="fn must be a model or function, got Tensor"):
+        energy.energy_per_query(torch.zeros(3), torch.zeros(4, 3), min_seconds=0.1)
 
 
 # --- CO2 --------------------------------------------------------------------------------------
 
 def test_co2_hand_computed():
-    assert energy.co2_kg(1.0) == pytest.approx(0.480)                       # world, 480 g/kWh
-    assert energy.co2_kg(2.0, "France") == pytest.approx(2 * 56 / 1000)
-    assert energy.co2_kg(10.0, "germany", pue=1.5) == pytest.approx(10 * 1.5 * 381 / 1000)
-    assert energy.kwh(3.6e6) == 1.0
-    for grid in energy.GRID_INTENSITY.values():
-        assert grid.g_per_kwh > 0 and grid.source and grid.year >= 2020
+    assert grid.co2_kg(1.0) == pytest.approx(0.480)                       # world, 480 g/kWh
+    assert grid.co2_kg(2.0, "France") == pytest.approx(2 * 56 / 1000)
+    assert grid.co2_kg(10.0, "germany", pue=1.5) == pytest.approx(10 * 1.5 * 381 / 1000)
+    assert grid.kwh(3.6e6) == 1.0
+    for region in grid.GRID_INTENSITY.values():
+        assert region.g_per_kwh > 0 and region.source and region.year >= 2020
 
 
 def test_co2_bad_input():
     with pytest.raises(ValueError, match="known regions are world"):
-        energy.co2_kg(1.0, "atlantis")
+        grid.co2_kg(1.0, "atlantis")
     with pytest.raises(ValueError, match="PUE .* ≥ 1"):
-        energy.co2_kg(1.0, pue=0.9)
+        grid.co2_kg(1.0, pue=0.9)
     with pytest.raises(ValueError, match="kwh must be a finite number ≥ 0"):
-        energy.co2_kg(-1.0)
+        grid.co2_kg(-1.0)
 
 
 # --- ledger and break-even --------------------------------------------------------------------
 
 def test_break_even_hand_computed():
-    assert energy.break_even(100, 1, 10, 2) == pytest.approx(90)   # 100 + 90 = 10 + 180
-    assert energy.break_even(100, 2, 10, 2) == math.inf             # same per query, dearer upfront
-    assert energy.break_even(100, 3, 10, 2) == math.inf
-    assert energy.break_even(5, 1, 10, 2) == 0                      # never worse
+    assert ledger.break_even(100, 1, 10, 2) == pytest.approx(90)   # 100 + 90 = 10 + 180
+    assert ledger.break_even(100, 2, 10, 2) == math.inf             # same per query, dearer upfront
+    assert ledger.break_even(100, 3, 10, 2) == math.inf
+    assert ledger.break_even(5, 1, 10, 2) == 0                      # never worse
     with pytest.raises(ValueError):
-        energy.break_even(-1, 1, 1, 1)
+        ledger.break_even(-1, 1, 1, 1)
 
 
 def test_ledger_totals_and_table():
-    ledger = energy.Ledger()
+    book = ledger.Ledger()
     teacher = 1000.0
-    ledger.add("distilled", "teacher training", teacher, "rapl counter (package-0)", seconds=60)
-    ledger.add("distilled", "distillation", 200.0, "rapl counter (package-0)")
-    ledger.add("distilled", "inference", 0.001, "estimate: test", per_query=True)
-    ledger.add("scratch", "training", 300.0, "rapl counter (package-0)")
-    ledger.add("scratch", "inference", 0.003, "rapl counter (package-0)", seconds=1e-4, per_query=True)
-    assert ledger.total("distilled") == pytest.approx(1200)
-    assert ledger.total("distilled", queries=1_000_000) == pytest.approx(1200 + 1000)
-    assert ledger.total("scratch", queries=1000) == pytest.approx(303)
-    assert ledger.break_even("distilled", "scratch") == pytest.approx(900 / 0.002)
-    table = ledger.table()
+    book.add("distilled", "teacher training", teacher, "rapl counter (package-0)", seconds=60)
+    book.add("distilled", "distillation", 200.0, "rapl counter (package-0)")
+    book.add("distilled", "inference", 0.001, "estimate: test", per_query=True)
+    book.add("scratch", "training", 300.0, "rapl counter (package-0)")
+    book.add("scratch", "inference", 0.003, "rapl counter (package-0)", seconds=1e-4, per_query=True)
+    assert book.total("distilled") == pytest.approx(1200)
+    assert book.total("distilled", queries=1_000_000) == pytest.approx(1200 + 1000)
+    assert book.total("scratch", queries=1000) == pytest.approx(303)
+    assert book.break_even("distilled", "scratch") == pytest.approx(900 / 0.002)
+    table = book.table()
     rows = {(r["route"], r["phase"]): r for r in table.rows}
     assert rows[("distilled", "inference")]["J"] == pytest.approx(1000)       # per 1M queries
     assert rows[("distilled", "inference")]["basis"] == "per 1,000,000 queries"
     assert rows[("scratch", "TOTAL")]["J"] == pytest.approx(300 + 3000)
     assert rows[("scratch", "inference")]["s"] == pytest.approx(100)            # 1e-4 s × 1M
     assert "estimate" in rows[("distilled", "TOTAL")]["source"]
-    assert "per 1,000,000 queries" in str(table) and "<table>" in ledger._repr_html_()
+    assert "per 1,000,000 queries" in str(table) and "<table>" in book._repr_html_()
     with pytest.raises(ValueError, match="already has"):
-        ledger.add("scratch", "training", 1.0, "x")
+        book.add("scratch", "training", 1.0, "x")
     with pytest.raises(ValueError, match="source"):
-        ledger.add("scratch", "eval", 1.0, "")
+        book.add("scratch", "eval", 1.0, "")
     with pytest.raises(ValueError, match="Unknown route"):
-        ledger.total("giant")
+        book.total("giant")
+
+
+def test_ledger_total_refuses_a_negative_or_odd_query_count():
+    book = ledger.Ledger().add("route", "training", 10.0, "estimate: test").add("route", "inference", 0.5,
+                                                                             "estimate: test", per_query=True)
+    assert book.total("route", 4) == pytest.approx(12.0)
+    with pytest.raises(ValueError, match=r"queries must be a finite number ≥ 0, got -4\. It is the number of queries"):
+        book.total("route", -4)
+    for odd in ("1000", float("nan"), None):
+        with pytest.raises(ValueError, match="queries must be a finite number"):
+            book.total("route", odd)
+
+
+def test_lessons_names_still_reachable_from_energy():
+    """Lessons 4, 5 and 9 read the ledger and CO₂ names as kd.energy.*: the same objects as their homes."""
+    assert kd.energy.Ledger is kd.ledger.Ledger and kd.energy.break_even is kd.ledger.break_even
+    assert kd.energy.co2_kg is kd.grid.co2_kg and kd.energy.kwh is kd.grid.kwh
+    assert kd.energy.GRID_INTENSITY is kd.grid.GRID_INTENSITY and kd.energy.J_PER_KWH == kd.grid.J_PER_KWH
 
 
 # --- cross-check against CodeCarbon -----------------------------------------------------------
@@ -341,7 +458,7 @@ def test_estimate_matches_codecarbon_process_mode(tmp_path, monkeypatch):
             busy(2.5)
     finally:
         tracker.stop()
-    theirs = tracker.final_emissions_data.cpu_energy * energy.J_PER_KWH
+    theirs = tracker.final_emissions_data.cpu_energy * grid.J_PER_KWH
     ratio = meter.joules / theirs
     print(f"kdlib estimate {meter.joules:.2f} J, CodeCarbon {theirs:.2f} J, ratio {ratio:.3f}")
     assert 0.5 < ratio < 2.0
@@ -361,3 +478,14 @@ def test_rapl_counter_without_a_number(tmp_path):
     with pytest.raises(energy.EnergyBackendError, match="not readable .ValueError"):
         energy.RaplBackend(root)
     assert energy.make_backend("auto", rapl_root=root).name == "estimate"
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="capstone.score validates teacher_joules in the issue-12 "
+                   "hardening branch (capstone.py is not edited here); drop this marker when it lands")
+def test_capstone_teacher_joules_given_a_string_is_a_clear_error():
+    data = kd.load("digits", smoke=False)
+    meter = energy.EnergyMeter(backend="estimate", device="cpu")
+    with meter:
+        busy(0.01)
+    with pytest.raises(ValueError, match="teacher_joules must be a finite number"):
+        kd.capstone.score("x", kd.mlp(64, (4,), 10), data, meter, teacher_joules="1200", min_seconds=0.1)

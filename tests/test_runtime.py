@@ -60,3 +60,12 @@ def test_seed_everything_repeats_draws():
 def test_seed_must_be_int():
     with pytest.raises(TypeError):
         runtime.seed_everything(1.5)
+
+
+def test_synchronize_is_public_and_a_no_op_on_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda dev=None: calls.append(dev))
+    assert runtime.synchronize("cpu") is None and runtime.synchronize(torch.device("cpu")) is None
+    assert calls == []
+    runtime.synchronize(torch.device("cuda", 1))      # a torch.device is taken as is, no availability check
+    assert calls == [torch.device("cuda", 1)]
