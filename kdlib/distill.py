@@ -16,7 +16,9 @@ from torch import nn
 from .train import predict
 
 #: Label value meaning "no label": such examples get only the soft (teacher) term (lesson 3).
-UNLABELED = -1
+UNLABELLED = -1
+#: The former spelling, kept while lessons 3 and 5 still read ``kd.distill.UNLABELED``.
+UNLABELED = UNLABELLED
 
 
 def _check_temperature(T) -> float:
@@ -49,10 +51,10 @@ def _check_alpha(alpha) -> float:
 
 
 def _hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labelled rows (``UNLABELED`` rows skipped); 0 when none is labelled."""
-    if bool((labels == UNLABELED).all()):
+    """Mean cross-entropy over labelled rows (``UNLABELLED`` rows skipped); 0 when none is labelled."""
+    if bool((labels == UNLABELLED).all()):
         return student_logits.new_zeros(())
-    return F.cross_entropy(student_logits, labels, ignore_index=UNLABELED)
+    return F.cross_entropy(student_logits, labels, ignore_index=UNLABELLED)
 
 
 def _rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +76,7 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     Computed in log space (``log_softmax`` on both sides, ``F.kl_div(..., log_target=True)``),
     with ``reduction="batchmean"`` so it is a true KL per example.  The T² factor keeps the
     soft term's gradients the same size as T changes: they scale as 1/T² otherwise (Hinton
-    et al. 2015, section 2).  Rows whose label is ``UNLABELED`` (−1) contribute to ``soft`` only.
+    et al. 2015, section 2).  Rows whose label is ``UNLABELLED`` (−1) contribute to ``soft`` only.
     The teacher logits are detached: no gradient ever flows into the teacher.
 
     Logits may carry extra leading dimensions, ``(batch, T, vocab)`` with labels ``(batch, T)``:
@@ -137,31 +139,36 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
 
 
 class FrozenTeacher(nn.Module):
-    """A teacher that cannot be trained by mistake: eval mode forever, no gradients, no graph.
+    """A teacher that cannot be trained by mistake: always run in eval mode, without gradients or a graph.
 
-    ``train()`` is ignored, its parameters have ``requires_grad=False`` and the forward pass runs
-    under ``torch.no_grad()``.  It exposes no parameters to an optimizer built from a student.
+    Every forward pass runs ``model`` in eval mode under ``torch.no_grad()`` and then puts the
+    model's own mode back, so no gradient can reach it through a KD loss, and ``train()`` on the
+    wrapper is ignored.  The wrapped model is *not* changed: its ``requires_grad`` flags and
+    mode stay the caller's, so it can still be fine-tuned later.  It holds no parameters an
+    optimizer built from a student could see.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
         self.model = model
+        self.training = False
 
     def train(self, mode: bool = True) -> "FrozenTeacher":  # noqa: ARG002 - always eval
-        self.model.eval()
         self.training = False
         return self
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(x)
+        finally:
+            self.model.train(was_training)
 
 
 def freeze(teacher: nn.Module) -> FrozenTeacher:
-    """Wrap ``teacher`` in :class:`FrozenTeacher` (idempotent)."""
+    """``teacher`` wrapped in :class:`FrozenTeacher` (idempotent); ``teacher`` itself is left as it was."""
     return teacher if isinstance(teacher, FrozenTeacher) else FrozenTeacher(teacher)
 
 

@@ -8,13 +8,20 @@ import numpy as np
 import torch
 
 
+def show_image(img: torch.Tensor, title: str = "", ax=None, fontsize: float | None = None):
+    """One greyscale image, no axes, with a title."""
+    ax = ax or plt.subplots(figsize=(2, 2))[1]
+    ax.imshow(img.detach().squeeze().cpu().numpy(), cmap="gray_r")
+    ax.set_title(title, fontsize=fontsize)
+    ax.axis("off")
+    return ax
+
+
 def show_images(X: torch.Tensor, y: torch.Tensor, classes: Sequence[str], n: int = 10, title: str = ""):
     """A row of ``n`` images with their class names (lesson 1)."""
     fig, axes = plt.subplots(1, n, figsize=(1.4 * n, 1.8))
     for ax, img, label in zip(np.atleast_1d(axes), X[:n], y[:n]):
-        ax.imshow(img.squeeze().cpu(), cmap="gray_r")
-        ax.set_title(classes[int(label)], fontsize=8)
-        ax.axis("off")
+        show_image(img, classes[int(label)], ax, fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

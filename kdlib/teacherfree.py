@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distill import UNLABELED, KDCriterion, cache_logits, kd_loss
+from .distill import UNLABELLED, KDCriterion, cache_logits, kd_loss
 from .train import fit, predict
 
 
@@ -80,7 +80,7 @@ def born_again(build: Callable[[], nn.Module], train: tuple, generations: int = 
 
 
 def pseudo_labels(model: nn.Module, X: torch.Tensor, threshold: float = 0.9) -> tuple[torch.Tensor, float]:
-    """The model's own predictions as labels where its confidence ≥ ``threshold``, else ``UNLABELED``.
+    """The model's own predictions as labels where its confidence ≥ ``threshold``, else ``UNLABELLED``.
 
     Returns (labels, fraction kept).  Lesson 5's self-training.
     """
@@ -88,7 +88,7 @@ def pseudo_labels(model: nn.Module, X: torch.Tensor, threshold: float = 0.9) -> 
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
     probs = torch.softmax(predict(model, X), dim=-1)
     confidence, labels = probs.max(-1)
-    labels[confidence < threshold] = UNLABELED
+    labels[confidence < threshold] = UNLABELLED
     return labels, float((confidence >= threshold).float().mean())
 
 
@@ -117,7 +117,7 @@ def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: to
     for _ in range(rounds):
         labels, fraction = pseudo_labels(model, unlabelled_X, threshold)
         kept.append(fraction)
-        mask = labels != UNLABELED
+        mask = labels != UNLABELLED
         model = build()
         fit(model, (torch.cat([X_l, unlabelled_X[mask]]), torch.cat([y_l, labels[mask]])), **round_fit)
     return model, kept

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .data import Dataset, batches
 from .runtime import device as pick_device
 from .runtime import seed_everything
+from .tables import Table
 
 Batch = Sequence[torch.Tensor]
 Criterion = Callable[[torch.Tensor, Batch], torch.Tensor]
@@ -49,20 +50,19 @@ class History:
         """Wall time of all epochs, evaluation included."""
         return sum(row["seconds"] for row in self.rows)
 
-    def table(self) -> str:
-        """A plain-text table, accuracies in percent."""
-        if not self.rows:
-            return "(no epochs)"
-        cols = list(self.rows[0])
-        fmt = lambda k, v: f"{100 * v:.2f}" if k.endswith("acc") and v is not None else (
-            f"{v:.4f}" if isinstance(v, float) else str(v))
-        cells = [[fmt(k, row[k]) for k in cols] for row in self.rows]
-        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-        line = lambda items: "  ".join(s.rjust(w) for s, w in zip(items, widths))
-        return "\n".join([line(cols)] + [line(r) for r in cells])
+    def table(self, title: str = "Training history") -> Table:
+        """The epochs as a :class:`~kdlib.tables.Table`, accuracies in percent (2 decimals), losses to 4."""
+        def cell(column, value):
+            if isinstance(value, float) and column.endswith("acc"):
+                return round(100 * value, 2)
+            return round(value, 4) if isinstance(value, float) else value
+
+        rows = [{("{} (%)".format(k) if k.endswith("acc") else k): cell(k, v) for k, v in row.items()}
+                for row in self.rows]
+        return Table(rows, title if rows else f"{title} (no epochs)")
 
     def __repr__(self) -> str:
-        return self.table()
+        return str(self.table())
 
 
 def cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -212,8 +212,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
         _check_xy(val[0], val[1], "val")
 
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("The model has no trainable parameters (was it frozen, e.g. as a teacher with "
-                         "kd.distill.freeze?); build a fresh model or copy it before training.")
+        raise ValueError("The model has no trainable parameters (every one has requires_grad=False); build a "
+                         "fresh model, or call model.requires_grad_(True) on a copy, before training.")
     rank, world = _distributed()
     dev = pick_device(device)
     if world > 1 and dev.type == "cuda":

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .distill import entropy, softmax_t
+from .plots import plot_probs, show_image
 
 
 def temperature_explorer(logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
@@ -26,17 +27,11 @@ def temperature_explorer(logits: torch.Tensor, images: torch.Tensor, labels: tor
     i_slider = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False)
 
     def draw(T, index):
-        probs = softmax_t(logits[index], T)
+        probs, label = softmax_t(logits[index], T), int(labels[index])
         fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw={"width_ratios": [1, 3]})
-        ax_img.imshow(images[index].squeeze().cpu(), cmap="gray_r")
-        ax_img.set_title(f"true: {classes[int(labels[index])]}")
-        ax_img.axis("off")
-        colors = ["tab:orange" if i == int(labels[index]) else "tab:blue" for i in range(len(classes))]
-        ax_bar.bar(range(len(classes)), probs.cpu().numpy(), color=colors)
-        ax_bar.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-        ax_bar.set_ylim(0, 1)
-        ax_bar.set_ylabel("probability")
-        ax_bar.set_title(f"softmax(z / T) at T = {T:.2f} — entropy {float(entropy(probs)):.2f} nats")
+        show_image(images[index], f"true: {classes[label]}", ax_img)
+        plot_probs(probs, classes, ax_bar, true_label=label,
+                   title=f"softmax(z / T) at T = {T:.2f} — entropy {float(entropy(probs)):.2f} nats")
         fig.tight_layout()
         plt.show()
 

@@ -7,7 +7,7 @@ from torch import nn
 
 import kdlib as kd
 from kdlib import augment, compress, models, teacherfree
-from kdlib.distill import UNLABELED
+from kdlib.distill import UNLABELLED
 
 
 def test_separable_conv_params_and_flops_by_hand():
@@ -71,7 +71,7 @@ def test_pseudo_labels_threshold(digits):
     net = kd.mlp(64, (32,), 10)
     kd.fit(net, digits, epochs=6, lr=3e-3, batch_size=64, quiet=True)
     labels, kept = teacherfree.pseudo_labels(net, digits.X_test, threshold=0.9)
-    confident = labels != UNLABELED
+    confident = labels != UNLABELLED
     assert 0 < kept < 1 and float(confident.float().mean()) == pytest.approx(kept)
     assert (labels[confident] == kd.predict(net, digits.X_test).argmax(1)[confident]).all()
     assert teacherfree.pseudo_labels(net, digits.X_test, threshold=0.0)[1] == 1.0

@@ -76,24 +76,25 @@ def test_shape_mismatch():
 
 def test_unlabelled_rows_get_soft_term_only():
     s, t = torch.randn(4, 3), torch.randn(4, 3)
-    y = torch.tensor([0, distill.UNLABELED, 2, distill.UNLABELED])
+    y = torch.tensor([0, distill.UNLABELLED, 2, distill.UNLABELLED])
     terms = distill.kd_terms(s, t, y, T=2.0, alpha=0.5)
     assert float(terms["hard"]) == pytest.approx(float(F.cross_entropy(s[[0, 2]], y[[0, 2]])))
-    none = distill.kd_terms(s, t, torch.full((4,), distill.UNLABELED), T=2.0, alpha=0.5)
+    none = distill.kd_terms(s, t, torch.full((4,), distill.UNLABELLED), T=2.0, alpha=0.5)
     assert float(none["hard"]) == 0.0 and torch.isfinite(none["loss"])
 
 
-def test_teacher_is_frozen_by_construction():
-    teacher = kd.mlp(4, (8,), 3, dropout=0.5)
+def test_teacher_is_frozen_by_construction_and_the_callers_model_is_left_alone():
+    teacher = kd.mlp(4, (8,), 3, dropout=0.5)           # in train mode, trainable
     frozen = distill.freeze(teacher)
     frozen.train()
-    assert not frozen.training and not teacher.training
-    assert all(not p.requires_grad for p in frozen.parameters())
+    assert not frozen.training
     x = torch.randn(5, 4)
     out = frozen(x)
     assert out.grad_fn is None
-    assert torch.equal(out, frozen(x))  # dropout is off
+    assert torch.equal(out, frozen(x))  # dropout is off while the teacher answers
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())   # unchanged
     assert distill.freeze(frozen) is frozen
+    kd.fit(teacher, (x, torch.zeros(5, dtype=torch.long)), epochs=1, quiet=True)     # can still be fine-tuned
 
 
 def test_online_teacher_never_changes_and_matches_cached():
@@ -123,7 +124,7 @@ def test_cache_logits_leaves_the_model_trainable():
 
 def test_fit_refuses_a_frozen_model():
     with pytest.raises(ValueError, match="no trainable parameters"):
-        kd.fit(distill.freeze(kd.mlp(4, (3,), 2)).model, (torch.randn(5, 4), torch.zeros(5, dtype=torch.long)),
+        kd.fit(kd.mlp(4, (3,), 2).requires_grad_(False), (torch.randn(5, 4), torch.zeros(5, dtype=torch.long)),
                epochs=1, quiet=True)
 
 

@@ -20,7 +20,11 @@ def test_fit_learns_digits(digits):
     assert history.last["val_acc"] > 0.9
     assert kd.evaluate(net, *digits.test)["acc"] > 0.9
     assert not net.training  # left ready for inference
-    assert "val_acc" in history.table()
+    table = history.table()
+    assert isinstance(table, kd.tables.Table) and str(table) == repr(history)      # the Table every .table() returns
+    assert table.rows[-1]["val_acc (%)"] == round(100 * history.last["val_acc"], 2)
+    assert "val_acc (%)" in table._repr_html_()
+    assert "no epochs" in str(train.History().table())
 
 
 def test_fit_is_repeatable(digits):
