@@ -35,7 +35,7 @@ from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
 from .runtime import choose_device, device, is_smoke, seed_everything, sized
 from .text import TextDataset
-from .train import History, evaluate, fit, predict
+from .train import History, evaluate, fit, predict, train_fresh
 from .zoo import load_or_train
 
 __version__ = "0.1.0"
@@ -45,5 +45,5 @@ __all__ = [
     "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
-    "seed_everything", "sized",
+    "seed_everything", "sized", "train_fresh",
 ]

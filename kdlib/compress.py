@@ -38,6 +38,29 @@ def prune_global(model: nn.Module, amount: float) -> nn.Module:
     return model
 
 
+def prune_and_finetune(model: nn.Module, amount: float, train, **fit_kwargs) -> nn.Module:
+    """A pruned copy of ``model``, fine-tuned with its pruned weights held at exactly zero (lesson 5).
+
+    Global magnitude pruning as in :func:`prune_global`, but the masks stay in place during
+    ``fit(copy, train, **fit_kwargs)`` — PyTorch's pruning reparametrisation computes
+    ``weight = weight_orig * mask`` on every forward pass, so the removed weights get no update —
+    and are made permanent afterwards.  The caller's ``model`` is not changed.
+    """
+    from .train import fit
+
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount is the fraction of weights to remove, in [0, 1); got {amount!r}.")
+    pruned = copy.deepcopy(model)
+    params = _prunable(pruned)
+    if not params:
+        raise ValueError("The model has no Linear or Conv layers to prune.")
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    fit(pruned, train, **fit_kwargs)
+    for module, name in params:
+        prune.remove(module, name)
+    return pruned
+
+
 def sparsity(model: nn.Module) -> float:
     """Fraction of exactly-zero weights over the Linear/Conv layers."""
     weights = [m.weight for m, _ in _prunable(model)]

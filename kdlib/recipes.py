@@ -57,6 +57,105 @@ def teacher(data: Dataset, retrain: bool = False, quiet: bool = False) -> zoo.En
 
 
 # --------------------------------------------------------------------------------------------
+# Choices that lesson 3 makes and lessons 4–7 depend on: T and alpha, the few-label split,
+# and lesson 5's small CNN — one home each, so a later lesson can never disagree with them.
+# --------------------------------------------------------------------------------------------
+
+#: Share of the Fashion-MNIST training labels kept in the few-label experiments (lessons 3 and 5).
+FEW_LABEL_FRACTION = 0.01
+
+
+def few_labels(y, seed: int, fraction: float = FEW_LABEL_FRACTION):
+    """The few-label split of lessons 3 and 5: which training examples keep their label.
+
+    Draws ``max(10, fraction · N)`` indices with ``torch.randperm`` seeded by ``100 + seed`` (a
+    different draw for every training seed).  Returns ``(chosen, masked)``: the indices, on
+    ``y``'s device, and a copy of ``y`` in which every other label is ``distill.UNLABELED``.
+    """
+    import torch
+
+    from .distill import UNLABELED
+
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction is the share of labels kept, in (0, 1]; got {fraction!r}.")
+    count = min(len(y), max(10, int(fraction * len(y))))
+    chosen = torch.randperm(len(y), generator=torch.Generator().manual_seed(100 + seed))[:count].to(y.device)
+    masked = torch.full_like(y, UNLABELED)
+    masked[chosen] = y[chosen]
+    return chosen, masked
+
+
+def small_cnn():
+    """Lesson 5's task-specific small CNN, also lesson 6's: ``cnn((8, 16), 32, dropout=0.1)``, ~27k parameters."""
+    return cnn((8, 16), 32, dropout=0.1)
+
+
+def kd_sweep_plan() -> dict:
+    """How lesson 3 chooses T and alpha: the grids, the student, the training, the seeds.
+
+    First the temperature with alpha = ``first_alpha``, then alpha at the best temperature, for the
+    784-64-10 MLP, each setting trained with two seeds on cached teacher logits and scored by
+    **validation** accuracy (the test split is never looked at).
+    """
+    return {"hidden": [64], "temperatures": sized([1, 2, 4, 8, 20], [1, 4]),
+            "alphas": sized([0.1, 0.5, 0.9, 1.0], [0.5, 1.0]), "first_alpha": 0.9, "seeds": [0, 1],
+            "epochs": sized(8, 1), "batch_size": 256, "lr": 2e-3}
+
+
+def kd_choice(data: Dataset, quiet: bool = True) -> tuple[dict, dict]:
+    """T and alpha for Fashion-MNIST distillation, chosen on the validation split (lesson 3).
+
+    Runs :func:`kd_sweep_plan`'s two sweeps — every student cached in the zoo, so lessons 4–7 get
+    the same choice in a second, and it follows the data if anything upstream changes.  Returns
+    ``({"T", "alpha"}, sweeps)`` where ``sweeps`` maps ``"temperature"`` → {T: [val acc per seed]},
+    ``"alpha"`` → {alpha: [...]} and ``"scratch"`` → [...] (the same student without a teacher).
+    """
+    import statistics
+
+    import torch
+
+    from .distill import KDCriterion, cache_logits
+    from .models import mlp
+
+    plan, teacher_entry = kd_sweep_plan(), teacher(data, quiet=True)
+    logits = []  # the teacher's training logits, computed only if a student must be trained
+
+    def val_acc(T, alpha, seed) -> float:
+        config = {**plan, "T": T, "alpha": alpha, "seed": seed, "teacher": zoo.config_key(teacher_config()),
+                  "smoke": is_smoke()}
+        build = lambda: mlp(784, tuple(plan["hidden"]), 10)  # noqa: E731
+
+        def train(model):
+            torch.manual_seed(seed)
+            model.load_state_dict(build().state_dict())  # seeded initial weights
+            fit_kwargs = dict(epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"], seed=seed, quiet=True)
+            if T is None:
+                fit(model, data.train, **fit_kwargs)
+            else:
+                if not logits:
+                    logits.append(cache_logits(teacher_entry.model, data.X_train))
+                fit(model, (*data.train, logits[0]), criterion=KDCriterion(T, alpha), **fit_kwargs)
+            return {"val_acc": evaluate(model, *data.val)["acc"]}
+
+        return zoo.load_or_train("kd-sweep-mlp", config, build, train).meta["val_acc"]
+
+    best = lambda sweep: max(sweep, key=lambda k: statistics.fmean(sweep[k]))  # noqa: E731
+    progress = (lambda items, desc: items) if quiet else _progress
+    t_sweep = {T: [val_acc(T, plan["first_alpha"], s) for s in plan["seeds"]]
+               for T in progress(plan["temperatures"], "temperature sweep")}
+    best_T = best(t_sweep)
+    a_sweep = {a: [val_acc(best_T, a, s) for s in plan["seeds"]] for a in progress(plan["alphas"], "alpha sweep")}
+    scratch = [val_acc(None, None, s) for s in plan["seeds"]]
+    return {"T": best_T, "alpha": best(a_sweep)}, {"temperature": t_sweep, "alpha": a_sweep, "scratch": scratch}
+
+
+def _progress(items, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
+
+
+# --------------------------------------------------------------------------------------------
 # Lesson 8: the character-level language-model teacher and its students
 # --------------------------------------------------------------------------------------------
 

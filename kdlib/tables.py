@@ -6,13 +6,23 @@ import statistics
 from typing import Sequence
 
 
+def spread(values: Sequence[float]) -> float:
+    """Sample standard deviation of ``values``; 0.0 for a single value (one seed has no spread).
+
+    The "seed spread" every lesson compares a gain with (lesson 3 on).
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("spread needs at least one value.")
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
     """``"88.12 ± 0.31"``: mean and sample standard deviation (0 for one value), times ``scale``."""
     values = [scale * float(v) for v in values]
     if not values:
         raise ValueError("mean_std needs at least one value.")
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {spread(values):.{digits}f}"
 
 
 class Table:

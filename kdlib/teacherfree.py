@@ -56,24 +56,35 @@ def virtual_teacher(num_classes: int, correct_prob: float = 0.9, T: float = 20.0
 
 
 def born_again(build: Callable[[], nn.Module], train: tuple, generations: int = 2, *, T: float = 1.0,
-               alpha: float = 0.5, first: nn.Module | None = None, **fit_kwargs) -> list[nn.Module]:
+               alpha: float = 0.5, first: nn.Module | None = None, seed: int | None = None,
+               **fit_kwargs) -> list[nn.Module]:
     """Self-distillation: generation k+1, same architecture, is distilled from generation k.
 
     Generation 1 is trained on labels (or passed in as ``first``); each later one learns from the
     previous generation's cached logits with the KD loss (Furlanello et al. 2018).  Returns all
     generations; the teacher's cost is the small model's own, counted in the ledger of lesson 5.
+    With ``seed``, every generation is trained like :func:`kdlib.train.train_fresh` (same initial
+    weights and batch order for the same seed).
     """
     if generations < 1:
         raise ValueError("generations must be at least 1.")
     X, y = train[0], train[1]
+    if seed is not None:
+        fit_kwargs["seed"] = seed
+
+    def fresh():
+        if seed is not None:
+            torch.manual_seed(seed)
+        return build()
+
     models = [first] if first is not None else []
     if first is None:
-        model = build()
+        model = fresh()
         fit(model, (X, y), **fit_kwargs)
         models.append(model)
     while len(models) < generations:
         logits = cache_logits(models[-1], X)
-        student = build()
+        student = fresh()
         fit(student, (X, y, logits), criterion=KDCriterion(T, alpha), **fit_kwargs)
         models.append(student)
     return models

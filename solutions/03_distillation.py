@@ -122,43 +122,35 @@ kd.tables.Table([
 # Students are MLPs, much smaller than the teacher. First the temperature, then α, for the 64-unit
 # student, each setting trained with two seeds and scored on the **validation** split. The test set
 # stays untouched until the final table.
+#
+# Lessons 4–7 distil with the same T and α, so the sweep lives in kdlib: `kd.recipes.kd_choice` trains
+# each setting with exactly the recipe below (its plan is `kd.recipes.kd_sweep_plan()`) and keeps every
+# student in the zoo. Later lessons call it too and get this lesson's choice in a second — and if the
+# sweep ever chooses differently (another CPU's kernels can move a last digit), they follow.
 
 # %%
 EPOCHS = kd.sized(8, 1)
 SEEDS = kd.sized([0, 1, 2], [0, 1])
-SWEEP_SEEDS = SEEDS[:2]
-TEMPERATURES = kd.sized([1, 2, 4, 8, 20], [1, 4])
-ALPHAS = kd.sized([0.1, 0.5, 0.9, 1.0], [0.5, 1.0])
 
 
 def train_student(hidden, seed, T=None, alpha=None, train=None, epochs=EPOCHS, batch_size=BATCH):
     """One student: from scratch when T is None, else distilled with cached logits."""
-    torch.manual_seed(seed)
-    student = kd.mlp(784, hidden, 10)
-    if T is None:
-        kd.fit(student, train or data.train, epochs=epochs, batch_size=batch_size, lr=LR, seed=seed, quiet=True)
-    else:
-        kd.fit(student, train or (*data.train, train_logits), epochs=epochs, batch_size=batch_size, lr=LR,
-               seed=seed, criterion=kd.distill.KDCriterion(T, alpha), quiet=True)
-    return student
-
-
-def val_acc(student):
-    return kd.evaluate(student, *data.val)["acc"]
+    fit_kwargs = dict(epochs=epochs, batch_size=batch_size, lr=LR, quiet=True)
+    if T is not None:
+        fit_kwargs["criterion"] = kd.distill.KDCriterion(T, alpha)
+    return kd.train_fresh(lambda: kd.mlp(784, hidden, 10), train or (data.train if T is None else (*data.train, train_logits)),
+                          seed, **fit_kwargs)
 
 
 with meter.phase("T and alpha sweeps"):
-    t_sweep = {T: [val_acc(train_student((64,), s, T, 0.9)) for s in SWEEP_SEEDS]
-               for T in tqdm(TEMPERATURES, desc="temperature sweep")}
-    BEST_T = max(t_sweep, key=lambda T: statistics.fmean(t_sweep[T]))
-    a_sweep = {a: [val_acc(train_student((64,), s, BEST_T, a)) for s in SWEEP_SEEDS]
-               for a in tqdm(ALPHAS, desc="alpha sweep")}
-    BEST_ALPHA = max(a_sweep, key=lambda a: statistics.fmean(a_sweep[a]))
-    scratch_val = [val_acc(train_student((64,), s)) for s in SWEEP_SEEDS]
+    choice, sweeps = kd.recipes.kd_choice(data, quiet=False)
+BEST_T, BEST_ALPHA = choice["T"], choice["alpha"]
+t_sweep, a_sweep, scratch_val = sweeps["temperature"], sweeps["alpha"], sweeps["scratch"]
+TEMPERATURES, ALPHAS, SWEEP_SEEDS = list(t_sweep), list(a_sweep), kd.recipes.kd_sweep_plan()["seeds"]
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
 ax1.errorbar(TEMPERATURES, [100 * statistics.fmean(v) for v in t_sweep.values()],
-             yerr=[100 * statistics.pstdev(v) for v in t_sweep.values()], marker="o", capsize=3, label="KD, α = 0.9")
+             yerr=[100 * kd.tables.spread(v) for v in t_sweep.values()], marker="o", capsize=3, label="KD, α = 0.9")
 ax1.axhline(100 * statistics.fmean(scratch_val), color="gray", linestyle="--", label="scratch")
 ax1.set_xscale("log")
 ax1.set_xlabel("temperature T")
@@ -166,7 +158,7 @@ ax1.set_ylabel("validation accuracy (%)")
 ax1.set_title("Temperature (64-unit student)")
 ax1.legend()
 ax2.errorbar(ALPHAS, [100 * statistics.fmean(v) for v in a_sweep.values()],
-             yerr=[100 * statistics.pstdev(v) for v in a_sweep.values()], marker="o", capsize=3, label=f"KD, T = {BEST_T}")
+             yerr=[100 * kd.tables.spread(v) for v in a_sweep.values()], marker="o", capsize=3, label=f"KD, T = {BEST_T}")
 ax2.axhline(100 * statistics.fmean(scratch_val), color="gray", linestyle="--", label="scratch (α = 0)")
 ax2.set_xlabel("α (weight of the soft term)")
 ax2.set_ylabel("validation accuracy (%)")
@@ -239,7 +231,7 @@ fig, ax = plt.subplots(figsize=(8, 3.8))
 width = 0.38
 for k, method in enumerate(("scratch", "KD")):
     means = [100 * statistics.fmean(r["acc"] for r in results[n, method]) for n in STUDENTS]
-    stds = [100 * statistics.stdev(r["acc"] for r in results[n, method]) if len(SEEDS) > 1 else 0 for n in STUDENTS]
+    stds = [100 * kd.tables.spread([r["acc"] for r in results[n, method]]) for n in STUDENTS]
     ax.bar([i + (k - 0.5) * width for i in range(len(STUDENTS))], means, width, yerr=stds, capsize=4, label=method)
 ax.axhline(100 * TEACHER_TEST, color="black", linestyle="--", label="teacher")
 ax.set_xticks(range(len(STUDENTS)), list(STUDENTS))
@@ -265,7 +257,7 @@ for name in STUDENTS:
     sc = [100 * r["acc"] for r in results[name, "scratch"]]
     di = [100 * r["acc"] for r in results[name, "KD"]]
     gain = statistics.fmean(di) - statistics.fmean(sc)
-    spread = max(statistics.stdev(sc), statistics.stdev(di)) if len(SEEDS) > 1 else 0.0
+    spread = max(kd.tables.spread(sc), kd.tables.spread(di))
     print(f"{name:22s} KD − scratch = {gain:+.2f} points (seed spread ≈ {spread:.2f}): {verdict(gain, spread)}")
 
 # %% [markdown]
@@ -294,17 +286,13 @@ for name in STUDENTS:
 # giant that someone else paid to train. Lesson 5 asks what a learner can do *without* such a teacher.
 
 # %%
-FRACTION = 0.01
-N_LABELLED = max(10, int(FRACTION * len(data.y_train)))
+FRACTION = kd.recipes.FEW_LABEL_FRACTION   # lesson 5 uses the same split: kd.recipes.few_labels
 FEW_EPOCHS = kd.sized(60, 2)        # 550 images: ~9 steps per epoch at batch 64
 few = {"scratch, 1 % labels": [], "KD on the same 1 %": [], "KD + unlabelled rest": []}
 with meter.phase("few-label runs"):
     for seed in tqdm(SEEDS, desc="few-label runs"):
-        chosen = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(100 + seed))[:N_LABELLED]
-        chosen = chosen.to(DEVICE)
+        chosen, masked = kd.recipes.few_labels(data.y_train, seed, FRACTION)
         X_few, y_few, z_few = data.X_train[chosen], data.y_train[chosen], train_logits[chosen]
-        masked = torch.full_like(data.y_train, kd.distill.UNLABELED)
-        masked[chosen] = data.y_train[chosen]
         runs = {
             "scratch, 1 % labels": train_student((64,), seed, train=(X_few, y_few), epochs=FEW_EPOCHS, batch_size=64),
             "KD on the same 1 %": train_student((64,), seed, BEST_T, BEST_ALPHA, train=(X_few, y_few, z_few),
@@ -315,6 +303,7 @@ with meter.phase("few-label runs"):
         for key, student in runs.items():
             few[key].append(kd.evaluate(student, *data.test)["acc"])
 
+N_LABELLED = len(chosen)
 base = few["scratch, 1 % labels"]
 rows = []
 for key, accs in few.items():
@@ -327,7 +316,7 @@ for key, accs in few.items():
 kd.tables.Table(rows, f"{N_LABELLED} labelled images ({FRACTION:.0%}), 64-unit student, {len(SEEDS)} seeds")
 
 # %%
-spread = 100 * max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in few.values())
+spread = 100 * max(kd.tables.spread(v) for v in few.values())
 gain_rest = 100 * (statistics.fmean(few["KD + unlabelled rest"]) - statistics.fmean(base))
 gain_same = 100 * (statistics.fmean(few["KD on the same 1 %"]) - statistics.fmean(base))
 print(f"KD on the same 1 %:   {gain_same:+.2f} points  (largest seed spread {spread:.2f})")
@@ -336,7 +325,7 @@ kd.course.record("few-label KD gain / seed spread", round(gain_rest / max(spread
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 kd.plots.errorbar_table(ax, list(few), [100 * statistics.fmean(v) for v in few.values()],
-                        [100 * statistics.stdev(v) if len(v) > 1 else 0 for v in few.values()],
+                        [100 * kd.tables.spread(v) for v in few.values()],
                         "test accuracy (%)", f"1 % of the labels ({N_LABELLED} images), mean ± std over seeds")
 ax.axhline(100 * TEACHER_TEST, color="black", linestyle="--", label="teacher (trained on all labels)")
 ax.set_ylim(min(100 * min(v) for v in few.values()) - 3, 100 * TEACHER_TEST + 2)

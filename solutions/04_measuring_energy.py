@@ -146,7 +146,8 @@ print(f"kdlib estimate: {ours.joules:.1f} J   CodeCarbon (process mode, {WATTS:g
 data = kd.load("fashion_mnist", device=DEVICE)
 entry = kd.recipes.teacher(data)
 teacher, tmeta = entry.model, entry.meta
-KD_T, KD_ALPHA = 1.0, 1.0          # chosen on the validation split in lesson 3
+choice, _ = kd.recipes.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
+KD_T, KD_ALPHA = choice["T"], choice["alpha"]
 EPOCHS = kd.sized(8, 1)
 SEEDS = kd.sized([0, 1, 2], [0])
 BATCH, LR = 256, 2e-3
@@ -159,12 +160,11 @@ cache_j = meter.results[-1].joules
 
 def trained(hidden, seed, distil):
     """Train one MLP student; return (test accuracy, joules, seconds) measured by the meter."""
-    torch.manual_seed(seed)
-    net = kd.mlp(784, hidden, 10)
     train = (*data.train, train_logits) if distil else data.train
     criterion = kd.distill.KDCriterion(KD_T, KD_ALPHA) if distil else None
     with meter.phase(f"{'KD' if distil else 'scratch'} {hidden} seed {seed}"):
-        kd.fit(net, train, epochs=EPOCHS, batch_size=BATCH, lr=LR, seed=seed, criterion=criterion, quiet=True)
+        net = kd.train_fresh(lambda: kd.mlp(784, hidden, 10), train, seed, epochs=EPOCHS, batch_size=BATCH, lr=LR,
+                             criterion=criterion, quiet=True)
     phase = meter.results[-1]
     return kd.evaluate(net, *data.test)["acc"], phase.joules, phase.seconds, net
 

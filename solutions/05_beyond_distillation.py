@@ -175,7 +175,8 @@ CACHE_J = meter.results[-1].joules
 EPOCHS_MLP = kd.sized(8, 1)
 EPOCHS_CNN = kd.sized(3, 1)
 FIT_CNN = dict(epochs=EPOCHS_CNN, batch_size=128, lr=3e-3, quiet=True)
-build_small = lambda: kd.cnn((8, 16), 32, dropout=0.1)
+build_small = kd.recipes.small_cnn   # kd.cnn((8, 16), 32, dropout=0.1); lesson 6 uses it too
+choice, _ = kd.recipes.kd_choice(data)   # lesson 3's T and alpha, chosen on validation (cached there)
 AUGMENT = kd.augment.fashion(max_shift=2, fill=-data.mean / data.std)
 
 
@@ -186,46 +187,29 @@ def metered(label, fn):
     return out, meter.results[-1].joules
 
 
-def train_new(build, seed, train, **kwargs):
-    torch.manual_seed(seed)
-    net = build()
-    kd.fit(net, train, seed=seed, **kwargs)
-    return net
-
-
 routes = {}   # name -> list of (model, upfront joules of this seed)
 for seed in tqdm(SEEDS, desc="seeds"):
-    kd_kwargs = dict(epochs=EPOCHS_MLP, batch_size=256, lr=2e-3, criterion=kd.distill.KDCriterion(1.0, 1.0), quiet=True)
-    net, j = metered(f"distilled MLP-256 s{seed}", lambda: train_new(lambda: kd.mlp(784, (256,), 10), seed,
-                                                                     (*data.train, train_logits), **kd_kwargs))
+    kd_kwargs = dict(epochs=EPOCHS_MLP, batch_size=256, lr=2e-3, criterion=kd.distill.KDCriterion(choice["T"], choice["alpha"]), quiet=True)
+    net, j = metered(f"distilled MLP-256 s{seed}", lambda: kd.train_fresh(lambda: kd.mlp(784, (256,), 10),
+                                                                          (*data.train, train_logits), seed, **kd_kwargs))
     routes.setdefault("distilled MLP-256", []).append((net, tmeta["energy_joules"] + CACHE_J + j))
 
-    base, j_base = metered(f"small CNN s{seed}", lambda: train_new(build_small, seed, data.train, **FIT_CNN))
+    base, j_base = metered(f"small CNN s{seed}", lambda: kd.train_fresh(build_small, data.train, seed, **FIT_CNN))
     routes.setdefault("small CNN", []).append((base, j_base))
 
-    net, j = metered(f"label smoothing s{seed}", lambda: train_new(build_small, seed, data.train,
-                                                                   criterion=kd.teacherfree.label_smoothing(0.1), **FIT_CNN))
+    net, j = metered(f"label smoothing s{seed}", lambda: kd.train_fresh(build_small, data.train, seed,
+                                                                        criterion=kd.teacherfree.label_smoothing(0.1), **FIT_CNN))
     routes.setdefault("+ label smoothing", []).append((net, j))
 
-    def second_generation():
-        logits = kd.distill.cache_logits(base, data.X_train)
-        return train_new(build_small, seed, (*data.train, logits), criterion=kd.distill.KDCriterion(1.0, 0.5), **FIT_CNN)
-    net, j = metered(f"self-distillation s{seed}", second_generation)
+    (_, net), j = metered(f"self-distillation s{seed}", lambda: kd.teacherfree.born_again(
+        build_small, data.train, 2, first=base, T=1.0, alpha=0.5, seed=seed, **FIT_CNN))
     routes.setdefault("+ self-distillation", []).append((net, j_base + j))
 
-    net, j = metered(f"augmentation s{seed}", lambda: train_new(build_small, seed, data.train, augment=AUGMENT, **FIT_CNN))
+    net, j = metered(f"augmentation s{seed}", lambda: kd.train_fresh(build_small, data.train, seed, augment=AUGMENT, **FIT_CNN))
     routes.setdefault("+ augmentation", []).append((net, j))
 
-    def prune_and_tune():
-        import copy
-        net = kd.compress.prune_global(copy.deepcopy(base), 0.5)
-        masks = [(m.weight != 0) for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-        kd.fit(net, data.train, epochs=1, batch_size=128, lr=1e-3, seed=seed, quiet=True)
-        with torch.no_grad():  # keep the pruned weights at zero after fine-tuning
-            for m, mask in zip([m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))], masks):
-                m.weight.mul_(mask)
-        return net
-    net, j = metered(f"pruning s{seed}", prune_and_tune)
+    net, j = metered(f"pruning s{seed}", lambda: kd.compress.prune_and_finetune(
+        base, 0.5, data.train, epochs=1, batch_size=128, lr=1e-3, seed=seed, quiet=True))
     routes.setdefault("pruned 50 % + fine-tune", []).append((net, j_base + j))
 
     routes.setdefault("quantized int8", []).append((kd.compress.quantize_int8(base), j_base))
@@ -277,7 +261,7 @@ kd.tables.Table(table, f"Fashion-MNIST routes, {len(SEEDS)} seeds · teacher {10
 names = list(summary)
 energy_wh = [summary[n]["lifecycle"] / 3600 for n in names]
 acc_mean = [100 * statistics.fmean(summary[n]["accs"]) for n in names]
-acc_std = [100 * statistics.stdev(summary[n]["accs"]) if len(SEEDS) > 1 else 0.0 for n in names]
+acc_std = [100 * kd.tables.spread(summary[n]["accs"]) for n in names]
 front = [n for n in names if not any(summary[o]["lifecycle"] <= summary[n]["lifecycle"] and
                                      statistics.fmean(summary[o]["accs"]) > statistics.fmean(summary[n]["accs"])
                                      for o in names if o != n)]
@@ -311,17 +295,16 @@ print("On the Pareto front:", ", ".join(front))
 # Against it: the same CNN distilled from the giant on all images (the giant's cost counted).
 
 # %%
-N_LABELLED = max(10, int(0.01 * len(data.y_train)))
 FEW_EPOCHS = kd.sized(60, 2)
 few = {"small CNN, 1 % labels": [], "self-training (no teacher)": [], "KD from the giant + unlabelled rest": []}
 few_j = {k: [] for k in few}
 for seed in tqdm(SEEDS, desc="few-label seeds"):
-    chosen = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(100 + seed))[:N_LABELLED].to(DEVICE)
+    chosen, masked = kd.recipes.few_labels(data.y_train, seed)   # lesson 3's split for this seed
     rest = torch.ones(len(data.y_train), dtype=torch.bool, device=DEVICE)
     rest[chosen] = False
     labelled = (data.X_train[chosen], data.y_train[chosen])
     few_fit = dict(epochs=FEW_EPOCHS, batch_size=64, lr=3e-3, quiet=True)
-    net, j = metered(f"few scratch s{seed}", lambda: train_new(build_small, seed, labelled, **few_fit))
+    net, j = metered(f"few scratch s{seed}", lambda: kd.train_fresh(build_small, labelled, seed, **few_fit))
     few["small CNN, 1 % labels"].append(kd.evaluate(net, *data.test)["acc"])
     few_j["small CNN, 1 % labels"].append(j)
 
@@ -331,10 +314,9 @@ for seed in tqdm(SEEDS, desc="few-label seeds"):
     few["self-training (no teacher)"].append(kd.evaluate(net, *data.test)["acc"])
     few_j["self-training (no teacher)"].append(j + j_round)
 
-    masked = torch.full_like(data.y_train, kd.distill.UNLABELED)
-    masked[chosen] = data.y_train[chosen]
-    net, j = metered(f"few KD s{seed}", lambda: train_new(build_small, seed, (data.X_train, masked, train_logits),
-                                                          criterion=kd.distill.KDCriterion(1.0, 1.0), **FIT_CNN))
+    net, j = metered(f"few KD s{seed}", lambda: kd.train_fresh(build_small, (data.X_train, masked, train_logits), seed,
+                                                               criterion=kd.distill.KDCriterion(choice["T"], choice["alpha"]),
+                                                               **FIT_CNN))
     few["KD from the giant + unlabelled rest"].append(kd.evaluate(net, *data.test)["acc"])
     few_j["KD from the giant + unlabelled rest"].append(j + CACHE_J + tmeta["energy_joules"])
 
@@ -342,7 +324,7 @@ rows = [{"route": k, "test %": kd.tables.mean_std(v), "training energy Wh (teach
         for k, v in few.items()]
 for row in rows:
     kd.course.record(f"1 % labels, {row['route']}", f"{row['test %']} %, {row['training energy Wh (teacher included)']} Wh")
-kd.tables.Table(rows, f"{N_LABELLED} labels (1 %), small CNN, {len(SEEDS)} seeds")
+kd.tables.Table(rows, f"{len(chosen)} labels (1 %), small CNN, {len(SEEDS)} seeds")
 
 # %% [markdown]
 # What this lesson's experiments cost, phase by phase (the source column says how it was measured):
@@ -359,13 +341,13 @@ meter.table("Energy of this lesson's phases")
 # %%
 ref = summary["distilled MLP-256"]
 ref_acc = statistics.fmean(ref["accs"])
-ref_spread = statistics.stdev(ref["accs"]) if len(SEEDS) > 1 else 0.0
+ref_spread = kd.tables.spread(ref["accs"])
 rows = []
 for name, s in summary.items():
     if name == "distilled MLP-256":
         continue
     acc = statistics.fmean(s["accs"])
-    spread = max(ref_spread, statistics.stdev(s["accs"]) if len(SEEDS) > 1 else 0.0)
+    spread = max(ref_spread, kd.tables.spread(s["accs"]))
     matches = acc >= ref_acc - spread
     ratio = s["lifecycle"] / ref["lifecycle"]
     rows.append({"route": name, "Δ accuracy vs distilled (points)": round(100 * (acc - ref_acc), 2),

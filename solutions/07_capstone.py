@@ -60,10 +60,11 @@ entry = kd.recipes.teacher(data)
 meter = kd.energy.EnergyMeter(device=DEVICE)
 with meter:
     logits = kd.distill.cache_logits(entry.model, data.X_train)
+    choice, _ = kd.recipes.kd_choice(data)   # lesson 3's T and alpha (cached; no training here)
     torch.manual_seed(0)
     student = kd.mlp(784, (256,), 10)
     kd.fit(student, (*data.train, logits), epochs=EPOCHS, batch_size=256, lr=2e-3,
-           criterion=kd.distill.KDCriterion(1.0, 1.0), quiet=True)
+           criterion=kd.distill.KDCriterion(choice["T"], choice["alpha"]), quiet=True)
 board.add(kd.capstone.score("baseline: distilled MLP-256 (+ teacher)", student, data, meter,
                             teacher_joules=entry.meta["energy_joules"], min_seconds=kd.sized(1.0, 0.2)))
 board

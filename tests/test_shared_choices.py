@@ -1,0 +1,79 @@
+"""The choices and helpers lessons 3–7 share: one home in kdlib, and they behave as the lessons assume."""
+import pytest
+import torch
+
+import kdlib as kd
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return kd.load("digits", device="cpu")
+
+
+def test_spread_is_the_sample_std_and_zero_for_one_value():
+    assert kd.tables.spread([0.5]) == 0.0
+    assert kd.tables.spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)
+    assert kd.tables.mean_std([0.5, 0.7]) == "60.00 ± 14.14"
+    with pytest.raises(ValueError, match="at least one"):
+        kd.tables.spread([])
+
+
+def test_train_fresh_is_reproducible_per_seed(digits):
+    build = lambda: kd.mlp(64, (16,), 10)  # noqa: E731
+    a, b, c = (kd.train_fresh(build, digits.train, s, epochs=1, quiet=True) for s in (0, 0, 1))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_few_labels_keeps_one_percent_and_masks_the_rest():
+    y = torch.arange(2000) % 10
+    chosen, masked = kd.recipes.few_labels(y, seed=0)
+    assert len(chosen) == 20 and len(set(chosen.tolist())) == 20
+    assert torch.equal(masked[chosen], y[chosen])
+    assert int((masked != kd.distill.UNLABELED).sum()) == 20
+    again, _ = kd.recipes.few_labels(y, seed=0)
+    other, _ = kd.recipes.few_labels(y, seed=1)
+    assert torch.equal(chosen, again) and not torch.equal(chosen, other)
+    assert len(kd.recipes.few_labels(y[:50], seed=0)[0]) == 10   # at least ten labels
+    with pytest.raises(ValueError, match="share of labels"):
+        kd.recipes.few_labels(y, seed=0, fraction=0.0)
+
+
+def test_small_cnn_is_lesson_fives_27k_model():
+    assert kd.count_params(kd.recipes.small_cnn()) == 26_722
+
+
+def test_born_again_with_a_seed_matches_train_fresh(digits):
+    build = lambda: kd.mlp(64, (16,), 10)  # noqa: E731
+    first = kd.train_fresh(build, digits.train, 3, epochs=1, quiet=True)
+    _, second = kd.teacherfree.born_again(build, digits.train, 2, first=first, seed=3, epochs=1, quiet=True)
+    logits = kd.distill.cache_logits(first, digits.X_train)
+    by_hand = kd.train_fresh(build, (*digits.train, logits), 3, epochs=1, quiet=True,
+                             criterion=kd.distill.KDCriterion(1.0, 0.5))
+    assert all(torch.equal(p, q) for p, q in zip(second.parameters(), by_hand.parameters()))
+
+
+def test_prune_and_finetune_keeps_zeros_and_leaves_the_model_alone(digits):
+    model = kd.train_fresh(lambda: kd.mlp(64, (32,), 10), digits.train, 0, epochs=1, quiet=True)
+    before = [p.detach().clone() for p in model.parameters()]
+    pruned = kd.compress.prune_and_finetune(model, 0.5, digits.train, epochs=2, lr=1e-2, quiet=True)
+    assert kd.compress.sparsity(pruned) == pytest.approx(0.5, abs=0.01)  # fine-tuning revived no weight
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert kd.compress.sparsity(model) == 0.0
+    assert kd.evaluate(pruned, *digits.test)["acc"] > 0.5
+
+
+def test_kd_choice_is_made_on_validation_and_cached(data_home):
+    data = kd.load("fashion_mnist", device="cpu")
+    choice, sweeps = kd.recipes.kd_choice(data)
+    plan = kd.recipes.kd_sweep_plan()
+    assert choice["T"] in plan["temperatures"] and choice["alpha"] in plan["alphas"]
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    assert mean(sweeps["temperature"][choice["T"]]) == max(mean(v) for v in sweeps["temperature"].values())
+    assert mean(sweeps["alpha"][choice["alpha"]]) == max(mean(v) for v in sweeps["alpha"].values())
+    assert all(len(v) == len(plan["seeds"]) for v in sweeps["alpha"].values())
+    cached = sorted(p.name for p in (data_home / "zoo").glob("kd-sweep-mlp-*.pt"))
+    # every (T, alpha, seed) once: the alpha sweep's first_alpha entry at the best T is reused, + scratch
+    assert len(cached) <= (len(plan["temperatures"]) + len(plan["alphas"]) + 1) * len(plan["seeds"])
+    assert kd.recipes.kd_choice(data) == (choice, sweeps)   # second call: from the zoo
+    assert sorted(p.name for p in (data_home / "zoo").glob("kd-sweep-mlp-*.pt")) == cached
