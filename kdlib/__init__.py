@@ -21,7 +21,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``checks``     exercise checks that say right or wrong without giving the answer
 ``plots``      labelled matplotlib figures; ``widgets``: the temperature and sampling explorers
 ``tables``     result tables (text and HTML), mean ± std
-``teacherfree`` label smoothing, virtual teacher, born-again self-distillation, self-training
+``teacherfree`` label smoothing, born-again self-distillation, self-training
 ``augment``    shifts and flips with torchvision.transforms.v2, one random draw per group of a batch
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction

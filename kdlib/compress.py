@@ -19,32 +19,16 @@ def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
-def prune_global(model: nn.Module, amount: float) -> nn.Module:
-    """Zero the ``amount`` fraction of smallest-magnitude weights across all Linear/Conv layers.
-
-    Global magnitude pruning (Han et al. 2015) with ``prune.global_unstructured`` and
-    ``L1Unstructured``; the masks are then made permanent (``prune.remove``), so the model is an
-    ordinary model with zeros in it.  Fine-tune afterwards to recover accuracy; note that the
-    zeros only shrink a model on disk or speed it up with sparse storage or kernels.
-    """
-    if not 0.0 <= amount < 1.0:
-        raise ValueError(f"amount is the fraction of weights to remove, in [0, 1); got {amount!r}.")
-    params = _prunable(model)
-    if not params:
-        raise ValueError("The model has no Linear or Conv layers to prune.")
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
-    for module, name in params:
-        prune.remove(module, name)
-    return model
-
-
 def prune_and_finetune(model: nn.Module, amount: float, train, **fit_kwargs) -> nn.Module:
     """A pruned copy of ``model``, fine-tuned with its pruned weights held at exactly zero (lesson 5).
 
-    Global magnitude pruning as in :func:`prune_global`, but the masks stay in place during
-    ``fit(copy, train, **fit_kwargs)`` — PyTorch's pruning reparametrisation computes
-    ``weight = weight_orig * mask`` on every forward pass, so the removed weights get no update —
-    and are made permanent afterwards.  The caller's ``model`` is not changed.
+    Global magnitude pruning (Han et al. 2015): the ``amount`` fraction of smallest-magnitude
+    weights across all Linear/Conv layers (``prune.global_unstructured`` with ``L1Unstructured``).
+    The masks stay in place during ``fit(copy, train, **fit_kwargs)`` — PyTorch's pruning
+    reparametrisation computes ``weight = weight_orig * mask`` on every forward pass, so the
+    removed weights get no update — and are made permanent afterwards (``prune.remove``), leaving
+    an ordinary model with zeros in it.  The zeros only shrink it on disk, or speed it up, with
+    sparse storage or kernels.  The caller's ``model`` is not changed.
     """
     from .train import fit
 

@@ -17,7 +17,7 @@ from .train import predict
 
 #: Label value meaning "no label": such examples get only the soft (teacher) term (lesson 3).
 UNLABELLED = -1
-#: The former spelling, kept while lessons 3 and 5 still read ``kd.distill.UNLABELED``.
+#: The former spelling, kept while lesson 6 still reads ``kd.distill.UNLABELED``.
 UNLABELED = UNLABELLED
 
 

@@ -70,17 +70,17 @@ def few_labels(y, seed: int, fraction: float = FEW_LABEL_FRACTION):
 
     Draws ``max(10, fraction · N)`` indices with ``torch.randperm`` seeded by ``100 + seed`` (a
     different draw for every training seed).  Returns ``(chosen, masked)``: the indices, on
-    ``y``'s device, and a copy of ``y`` in which every other label is ``distill.UNLABELED``.
+    ``y``'s device, and a copy of ``y`` in which every other label is ``distill.UNLABELLED``.
     """
     import torch
 
-    from .distill import UNLABELED
+    from .distill import UNLABELLED
 
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction is the share of labels kept, in (0, 1]; got {fraction!r}.")
     count = min(len(y), max(10, int(fraction * len(y))))
     chosen = torch.randperm(len(y), generator=torch.Generator().manual_seed(100 + seed))[:count].to(y.device)
-    masked = torch.full_like(y, UNLABELED)
+    masked = torch.full_like(y, UNLABELLED)
     masked[chosen] = y[chosen]
     return chosen, masked
 

@@ -1,8 +1,6 @@
 """Regularisers and semi-supervision that need no giant: the teacher-free routes of lesson 5.
 
 * label smoothing (Szegedy et al. 2016) — soft targets with no teacher at all;
-* a *virtual teacher* (Yuan et al. 2020, "Revisiting Knowledge Distillation via Label Smoothing
-  Regularization", Tf-KD) — a hand-made teacher distribution used in the KD loss;
 * self-distillation, born-again style (Furlanello et al. 2018) — the model's own earlier
   generation is the teacher;
 * self-training with pseudo-labels (Lee 2013; Xie et al. 2020) — the small model labels the
@@ -16,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distill import UNLABELLED, KDCriterion, cache_logits, kd_loss
+from .distill import UNLABELLED, KDCriterion, cache_logits
 from .train import fit, predict
 
 
@@ -27,30 +25,6 @@ def label_smoothing(epsilon: float = 0.1):
 
     def criterion(logits, batch):
         return F.cross_entropy(logits, batch[1], label_smoothing=epsilon)
-
-    return criterion
-
-
-def virtual_teacher_logits(labels: torch.Tensor, num_classes: int, correct_prob: float = 0.9) -> torch.Tensor:
-    """Logits of Tf-KD's virtual teacher: probability ``a`` on the true class, ``(1 − a)/(K − 1)`` on each other.
-
-    Returned as log-probabilities, so ``softmax(result) `` gives back that distribution (at T = 1).
-    """
-    if not 1.0 / num_classes < correct_prob < 1.0:
-        raise ValueError(f"correct_prob must be between 1/K and 1, got {correct_prob!r}.")
-    probs = torch.full((len(labels), num_classes), (1 - correct_prob) / (num_classes - 1), device=labels.device)
-    probs[torch.arange(len(labels), device=labels.device), labels] = correct_prob
-    return probs.log()
-
-
-def virtual_teacher(num_classes: int, correct_prob: float = 0.9, T: float = 20.0, alpha: float = 0.5):
-    """Tf-KD (Yuan et al. 2020) as a ``fit`` criterion: the KD loss against a hand-made teacher.
-
-    ``alpha · T² · KL(p_virtual,T ‖ q_T) + (1 − alpha) · CE``; no model is ever run as teacher.
-    """
-    def criterion(logits, batch):
-        teacher = virtual_teacher_logits(batch[1], num_classes, correct_prob)
-        return kd_loss(logits, teacher, batch[1], T, alpha)
 
     return criterion
 
