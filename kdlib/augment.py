@@ -28,6 +28,8 @@ def fashion(max_shift: int = 2, flip: bool = True, fill: float = 0.0, groups: in
 
     Clothes photographed slightly off-centre or mirrored are still the same class.  ``fill`` is the
     padding value in *normalised* units; pass ``-mean/std`` to pad with black.
+
+    Introduced in lesson 5.
     """
     steps = [v2.RandomCrop(28, padding=max_shift, fill=fill)] if max_shift else []
     if flip:

@@ -30,7 +30,10 @@ def _verdict(name: str, ok: bool, hint: str) -> bool:
 
 
 def check_matmul_flops(fn) -> bool | None:
-    """Lesson 0: ``fn(n, m, k)`` = FLOPs of an (n×m) @ (m×k) product."""
+    """``fn(n, m, k)`` = FLOPs of an (n×m) @ (m×k) product.
+
+    Introduced in lesson 0.
+    """
     done, _ = _attempt(fn, 2, 3, 4)
     if not done:
         return _not_done("matmul_flops", "2·n·m·k")
@@ -41,7 +44,10 @@ def check_matmul_flops(fn) -> bool | None:
 
 
 def check_queries_to_match(fn) -> bool | None:
-    """Lesson 0: ``fn(training_mwh, wh_per_query)`` = queries whose energy equals the training energy."""
+    """``fn(training_mwh, wh_per_query)`` = queries whose energy equals the training energy.
+
+    Introduced in lesson 0.
+    """
     done, _ = _attempt(fn, 1.0, 1.0)
     if not done:
         return _not_done("queries_to_match", "kdlib's reference")
@@ -51,7 +57,10 @@ def check_queries_to_match(fn) -> bool | None:
 
 
 def check_conv_params(fn) -> bool | None:
-    """Lesson 1: ``fn(c_in, c_out, k)`` = parameters of ``nn.Conv2d(c_in, c_out, k)`` with bias."""
+    """``fn(c_in, c_out, k)`` = parameters of ``nn.Conv2d(c_in, c_out, k)`` with bias.
+
+    Introduced in lesson 1.
+    """
     done, _ = _attempt(fn, 1, 1, 1)
     if not done:
         return _not_done("conv_params", "torch's own count")
@@ -62,7 +71,10 @@ def check_conv_params(fn) -> bool | None:
 
 
 def check_softmax_t(fn) -> bool | None:
-    """Lesson 2: ``fn(logits, T)`` = temperature softmax over the last dimension."""
+    """``fn(logits, T)`` = temperature softmax over the last dimension.
+
+    Introduced in lesson 2.
+    """
     from .distill import softmax_t
 
     z = torch.tensor([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [10.0, -5.0, 3.0]])
@@ -78,7 +90,10 @@ def check_softmax_t(fn) -> bool | None:
 
 
 def check_kd_loss(fn) -> bool | None:
-    """Lesson 3: ``fn(student_logits, teacher_logits, labels, T, alpha)`` = the Hinton KD loss."""
+    """``fn(student_logits, teacher_logits, labels, T, alpha)`` = the Hinton KD loss.
+
+    Introduced in lesson 3.
+    """
     from .distill import kd_loss
 
     g = torch.Generator().manual_seed(0)
@@ -105,10 +120,12 @@ def check_kd_loss(fn) -> bool | None:
 
 
 def check_topk_kd_loss(fn) -> bool | None:
-    """Lesson 8: ``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
+    """``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
 
     The reference is :func:`kdlib.distill.topk_kd_terms` (``alpha = 1``): the teacher's top-k
     renormalised, KL against the student's full softmax gathered at those ids, T², mean per position.
+
+    Introduced in lesson 8.
     """
     from .distill import topk_kd_terms
 
@@ -136,10 +153,12 @@ def check_topk_kd_loss(fn) -> bool | None:
 
 
 def check_witten_bell(fn) -> bool | None:
-    """Lesson 9: ``fn(counts, lower)`` = the interpolated Witten–Bell bigram table ``P[a, b]``.
+    """``fn(counts, lower)`` = the interpolated Witten–Bell bigram table ``P[a, b]``.
 
     ``counts[a, b]`` is how often b followed a; ``lower`` the (already smoothed) unigram
     distribution.  The reference is :class:`kdlib.ngram.NGramLM` of order 2.
+
+    Introduced in lesson 9.
     """
     import numpy as np
 
@@ -168,7 +187,10 @@ def check_witten_bell(fn) -> bool | None:
 
 
 def check_cpu_estimate(fn) -> bool | None:
-    """Lesson 4: ``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules."""
+    """``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules.
+
+    Introduced in lesson 4.
+    """
     done, _ = _attempt(fn, 1.0, 1, 1.0)
     if not done:
         return _not_done("cpu_estimate", "kdlib's estimate backend")
@@ -179,7 +201,10 @@ def check_cpu_estimate(fn) -> bool | None:
 
 
 def check_break_even(fn) -> bool | None:
-    """Lesson 4: ``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's."""
+    """``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's.
+
+    Introduced in lesson 4.
+    """
     from .ledger import break_even
 
     done, _ = _attempt(fn, 100.0, 1.0, 10.0, 2.0)
@@ -195,7 +220,10 @@ def check_break_even(fn) -> bool | None:
 
 
 def check_separable_flops(fn) -> bool | None:
-    """Lesson 5: ``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map."""
+    """``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map.
+
+    Introduced in lesson 5.
+    """
     from .models import SeparableConv2d, flops_per_example
 
     done, _ = _attempt(fn, 1, 1, 1, 1)
@@ -210,7 +238,10 @@ def check_separable_flops(fn) -> bool | None:
 
 
 def check_separable_block(fn) -> bool | None:
-    """Lesson 5: ``fn(c_in, c_out)`` returns a depthwise-separable 3×3 conv module (no biases)."""
+    """``fn(c_in, c_out)`` returns a depthwise-separable 3×3 conv module (no biases).
+
+    Introduced in lesson 5.
+    """
     done, block = _attempt(fn, 4, 8)
     if not done:
         return _not_done("separable_block", "kd.models.SeparableConv2d")
@@ -225,7 +256,10 @@ def check_separable_block(fn) -> bool | None:
 
 
 def check_contrast(fn) -> bool | None:
-    """Lesson 6: ``fn(images, factor)`` = contrast change of [0, 1] images, shape (N, 1, H, W)."""
+    """``fn(images, factor)`` = contrast change of [0, 1] images, shape (N, 1, H, W).
+
+    Introduced in lesson 6.
+    """
     from torchvision.transforms.v2 import functional as TF
 
     g = torch.Generator().manual_seed(0)
@@ -240,8 +274,11 @@ def check_contrast(fn) -> bool | None:
 
 
 def check_capstone_entry(fn, data):
-    """Lesson 7: run ``fn(data)`` — the learner's training code — inside an EnergyMeter and check
-    that it returns a model giving 10 class scores per image.  Returns ``(model, meter)`` or None."""
+    """Run ``fn(data)`` — the learner's training code — inside an EnergyMeter and check
+    that it returns a model giving 10 class scores per image.  Returns ``(model, meter)`` or None.
+
+    Introduced in lesson 7.
+    """
     from .energy import EnergyMeter
 
     meter = EnergyMeter()

@@ -20,7 +20,7 @@ def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 
 def prune_and_finetune(model: nn.Module, amount: float, train, **fit_kwargs) -> nn.Module:
-    """A pruned copy of ``model``, fine-tuned with its pruned weights held at exactly zero (lesson 5).
+    """A pruned copy of ``model``, fine-tuned with its pruned weights held at exactly zero.
 
     Global magnitude pruning (Han et al. 2015): the ``amount`` fraction of smallest-magnitude
     weights across all Linear/Conv layers (``prune.global_unstructured`` with ``L1Unstructured``).
@@ -29,6 +29,8 @@ def prune_and_finetune(model: nn.Module, amount: float, train, **fit_kwargs) -> 
     removed weights get no update — and are made permanent afterwards (``prune.remove``), leaving
     an ordinary model with zeros in it.  The zeros only shrink it on disk, or speed it up, with
     sparse storage or kernels.  The caller's ``model`` is not changed.
+
+    Introduced in lesson 5.
     """
     from .train import fit
 
@@ -58,6 +60,8 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     Weights are stored as int8 with a per-tensor scale; activations are quantized on the fly.
     Runs on CPU only.  Convolutions stay float (static quantization would need calibration data).
     Returns a quantized copy; the original is untouched.
+
+    Introduced in lesson 5.
     """
     source = copy.deepcopy(model).cpu().eval()
     with warnings.catch_warnings():
@@ -73,6 +77,8 @@ def size_on_disk(model: nn.Module, sparse: bool = False) -> int:
     With ``sparse=True`` weight matrices that are mostly zeros are stored in CSR form (flattened
     to 2-D), which is what makes a pruned model smaller: each non-zero costs its 4-byte value plus
     an 8-byte column index, so it pays off only above about 2/3 sparsity.
+
+    Introduced in lesson 5.
     """
     state = model.state_dict()
     buffer = io.BytesIO()
@@ -91,6 +97,8 @@ def latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1, min_se
     """Seconds per query on the CPU: the median of repeated calls on batches of ``batch_size``.
 
     ``example`` is one input of the right shape (without the batch dimension).
+
+    Introduced in lesson 5.
     """
     model = model.eval()
     x = example.unsqueeze(0).expand(batch_size, *example.shape).contiguous().cpu()

@@ -306,6 +306,8 @@ def load(name: str = "fashion_mnist", *, val_size: int | None = None, split_seed
 
     Images are scaled to [0, 1] and then standardised, ``x' = (x − μ) / σ``, with μ and σ of the
     training split.  Fashion-MNIST and digits come as ``(N, 1, H, W)``, MNIST-1D as ``(N, 1, 40)``.
+
+    Introduced in lesson 1.
     """
     key = str(name).lower().replace("-", "_")
     if key not in DATASETS:

@@ -32,12 +32,17 @@ def softmax_t(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
 
     T = 1 is the ordinary softmax; T → ∞ flattens towards uniform; T → 0 approaches one-hot.
     (Hinton et al. 2015, eq. 1; lesson 2.)
+
+    Introduced in lesson 2.
     """
     return torch.softmax(logits / _check_temperature(T), dim=-1)
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy ``H(p) = −Σ p_i log p_i`` in nats, per row (0·log 0 taken as 0; lesson 2)."""
+    """Shannon entropy ``H(p) = −Σ p_i log p_i`` in nats, per row (0·log 0 taken as 0).
+
+    Introduced in lesson 2.
+    """
     return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
@@ -106,13 +111,16 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
 
 def kd_loss(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9,
             direction: str = "forward") -> torch.Tensor:
-    """``alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(labels, student)`` — see :func:`kd_terms`."""
+    """``alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(labels, student)`` — see :func:`kd_terms`.
+
+    Introduced in lesson 3.
+    """
     return kd_terms(student_logits, teacher_logits, labels, T, alpha, direction)["loss"]
 
 
 def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_indices: torch.Tensor,
                   labels: torch.Tensor, T: float = 1.0, alpha: float = 1.0) -> dict[str, torch.Tensor]:
-    """Forward KD against a *k-sparse* teacher: only its top-k logits per row were kept (lesson 8)::
+    """Forward KD against a *k-sparse* teacher: only its top-k logits per row were kept::
 
         p̂_i  = softmax(top_values / T)_i              over the k kept classes i ∈ K (renormalised)
         soft = T² · Σ_{i∈K} p̂_i · (log p̂_i − log q_i),   q = softmax(z_s / T) over the full vocabulary
@@ -123,6 +131,8 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
     classes it is exactly :func:`kd_terms`' forward loss; with k = 1 it is cross-entropy on the
     teacher's top guess (hard pseudo-labels).  ``top_values``/``top_indices`` have shape ``(..., k)``
     as made by :func:`topk_logits`; any float and integer dtypes.
+
+    Introduced in lesson 8.
     """
     T = _check_temperature(T)
     alpha = _check_alpha(alpha)
@@ -173,24 +183,28 @@ def freeze(teacher: nn.Module) -> FrozenTeacher:
 
 
 def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """The teacher's logits on the whole transfer set ``X``, computed once (lesson 3).
+    """The teacher's logits on the whole transfer set ``X``, computed once.
 
     Reused every epoch, they make a KD epoch cost about as much as a scratch epoch; the
     online alternative (:class:`KDCriterion` with a teacher) runs the teacher on every batch.
     Runs in eval mode without building a graph, and leaves ``teacher`` as it was (trainable
     models, such as a born-again generation, stay trainable).
+
+    Introduced in lesson 3.
     """
     return predict(teacher, X, batch_size)
 
 
 @torch.no_grad()
 def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's k largest logits per row, and their class ids, computed once (lesson 8).
+    """The teacher's k largest logits per row, and their class ids, computed once.
 
     Returns ``(values, indices)`` of shape ``(..., k)``: values in float16, ids in the smallest
     integer type that holds the vocabulary (uint8 up to 256 classes).  Per position that is
     ``3k`` bytes instead of ``4 · vocab`` for the dense float32 logits of :func:`cache_logits`.
     Batch by batch, so the dense logits of the whole set never exist at once.
+
+    Introduced in lesson 8.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
@@ -217,6 +231,8 @@ class KDCriterion:
       (needed when the inputs change every epoch, e.g. under augmentation).
 
     ``direction`` is ``"forward"`` (Hinton) or ``"reverse"`` (MiniLLM); see :func:`kd_terms`.
+
+    Introduced in lesson 3.
     """
 
     def __init__(self, T: float = 4.0, alpha: float = 0.9, teacher: nn.Module | None = None,
@@ -253,7 +269,10 @@ class KDCriterion:
 
 
 def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
-    """Top-1 fidelity: the fraction of inputs where student and teacher predict the same class."""
+    """Top-1 fidelity: the fraction of inputs where student and teacher predict the same class.
+
+    Introduced in lesson 3.
+    """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError("agreement() needs logits of the same shape for student and teacher.")
     return float((student_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean())
@@ -264,6 +283,8 @@ def gap_closed(kd_acc: float, scratch_acc: float, teacher_acc: float) -> float:
 
     1 means the distilled student matches the teacher, 0 means no better than scratch, negative
     means worse.  Undefined (an error) when the scratch student already matches the teacher.
+
+    Introduced in lesson 3.
     """
     if abs(teacher_acc - scratch_acc) < 1e-12:
         raise ValueError("gap_closed is undefined: the scratch student already matches the teacher.")

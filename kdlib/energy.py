@@ -52,7 +52,7 @@ def _read(path: Path) -> str:
 
 
 class EstimateBackend:
-    """``joules = CPU seconds of this process / logical CPUs × CPU watts`` (lesson 4).
+    """``joules = CPU seconds of this process / logical CPUs × CPU watts``.
 
     ``time.process_time()`` counts user + system time of every thread of this process (not of
     child processes such as DataLoader workers).  Dividing by the logical CPU count gives the
@@ -61,6 +61,8 @@ class EstimateBackend:
     power; the default 85 W is CodeCarbon's fallback TDP (:data:`DEFAULT_CPU_WATTS`).  It is
     an *estimate*: TDP is a design figure, not a measurement, there is no idle or memory term,
     and a laptop is nearer 15–45 W — set ``cpu_watts`` or ``KDLIB_CPU_WATTS`` for your CPU.
+
+    Introduced in lesson 4.
     """
 
     name = "estimate"
@@ -227,7 +229,10 @@ def make_backend(backend="auto", cpu_watts=None, device=None, rapl_root=RAPL_ROO
 
 
 def available_backends(rapl_root=RAPL_ROOT, nvml=None) -> dict[str, str]:
-    """For each backend, its source label if it can be read here, else why not (``kdlib doctor``)."""
+    """For each backend, its source label if it can be read here, else why not (``kdlib doctor``).
+
+    Introduced in lesson 4.
+    """
     out = {}
     for name, build in (("nvml", lambda: NvmlBackend(0, nvml)), ("rapl", lambda: RaplBackend(rapl_root)),
                         ("estimate", EstimateBackend)):

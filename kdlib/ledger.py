@@ -19,9 +19,10 @@ def break_even(upfront_a: float, per_query_a: float, upfront_b: float, per_query
     ``q* = (upfront_a − upfront_b) / (per_query_b − per_query_a)``; 0 if A is never worse;
     ``math.inf`` if A never becomes cheaper for good (its per-query cost is not lower).  The
     course's use: A = distilled student, whose upfront includes training the teacher and
-    distilling, with cheap inference; B = a small model trained from scratch.
+    distilling, with cheap inference; B = a small model trained from scratch.  Lesson 4 has the
+    learner write it (and uses :meth:`Ledger.break_even`).
 
-    Introduced in lesson 4.
+    Introduced in lesson 5.
     """
     upfront_a, per_query_a, upfront_b, per_query_b = (
         finite_number(value, "Each break_even argument (joules)")

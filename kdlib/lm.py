@@ -104,10 +104,12 @@ class CharTransformer(nn.Module):
 
 def char_transformer(vocab_size: int, context: int = 64, *, layers: int = 4, heads: int = 4, width: int = 128,
                      dropout: float = 0.0) -> CharTransformer:
-    """A :class:`CharTransformer` sized by its arguments (lesson 8).
+    """A :class:`CharTransformer` sized by its arguments.
 
     Parameters ≈ ``12 · layers · width²`` (attention 4w², MLP 8w² per block) plus the
     ``(vocab + context) · width`` embeddings; the head shares the token embedding.
+
+    Introduced in lesson 8.
     """
     for name, value in (("vocab_size", vocab_size), ("context", context), ("layers", layers), ("heads", heads),
                         ("width", width)):
@@ -136,6 +138,8 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
     ``cache=True`` keys and values are kept between steps, so a step costs one position instead of
     the whole window; when the window is full, the model restarts from the last ``context // 2``
     characters.  Returns the prompt followed by the new ids, same batch shape as ``prompt``.
+
+    Introduced in lesson 9.
     """
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
         raise ValueError(f"temperature must be a number ≥ 0, got {temperature!r}.")

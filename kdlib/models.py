@@ -26,6 +26,8 @@ def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int
 
     ``mlp(784, (256,), 10)`` has 784·256 + 256 + 256·10 + 10 = 203,530 parameters.  Used as the
     student in lessons 3–6.
+
+    Introduced in lesson 3.
     """
     _check_positive("in_features", in_features)
     _check_positive("num_classes", num_classes)
@@ -51,6 +53,8 @@ def cnn(channels: Sequence[int] = (32, 64), hidden: int = 256, num_classes: int 
 
     ``cnn((32, 64), 256)`` on 28×28 inputs is the lesson 1 teacher: 0.83M parameters, most of
     them in the first Linear layer (64·7·7·256), and about 18.6 MFLOPs per image.
+
+    Introduced in lesson 5.
     """
     if not channels:
         raise ValueError("cnn needs at least one conv block in channels, e.g. (32, 64).")
@@ -76,7 +80,10 @@ def cnn(channels: Sequence[int] = (32, 64), hidden: int = 256, num_classes: int 
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
+    """Number of parameters (all, or only those with ``requires_grad``).
+
+    Introduced in lesson 1.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -89,6 +96,8 @@ def flops_per_example(model: nn.Module, input_shape: Sequence[int], dtype: torch
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` in eval mode on a batch of one;
     a multiply-accumulate is 2 FLOPs.  Training costs roughly 3× this per example (forward +
     backward, Kaplan et al. 2020's 6·N rule for dense layers).
+
+    Introduced in lesson 5.
     """
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s <= 0 for s in shape):
@@ -106,14 +115,20 @@ def flops_per_example(model: nn.Module, input_shape: Sequence[int], dtype: torch
 
 
 def describe(model: nn.Module, input_shape: Sequence[int]) -> dict:
-    """Parameters, forward FLOPs per example and float32 size in MB of a model (lesson 1)."""
+    """Parameters, forward FLOPs per example and float32 size in MB of a model.
+
+    Introduced in lesson 1.
+    """
     params = count_params(model)
     return {"params": params, "flops": flops_per_example(model, input_shape),
             "size_mb": round(params * 4 / 1e6, 3)}
 
 
 def human(n: float, unit: str = "") -> str:
-    """Format a count with k/M/G/T suffixes: ``human(2.5e6, 'FLOPs') == '2.5 MFLOPs'``."""
+    """Format a count with k/M/G/T suffixes: ``human(2.5e6, 'FLOPs') == '2.5 MFLOPs'``.
+
+    Introduced in lesson 1.
+    """
     if n == 0:
         return f"0 {unit}".strip()
     exp = min(int(math.log10(abs(n)) // 3), 4)
@@ -130,6 +145,8 @@ class SeparableConv2d(nn.Sequential):
     A depthwise 3×3 conv (one filter per input channel, ``groups=c_in``) followed by a pointwise
     1×1 conv that mixes channels.  Parameters: ``9·c_in + c_in·c_out`` (no biases; BatchNorm
     follows) against ``9·c_in·c_out`` for a full 3×3 conv — about ``1/c_out + 1/9`` of the cost.
+
+    Introduced in lesson 5.
     """
 
     def __init__(self, c_in: int, c_out: int):
@@ -144,6 +161,8 @@ def separable_cnn(channels: Sequence[int] = (16, 32), hidden: int = 64, num_clas
     """Like :func:`cnn` with one conv per block, but every conv after the first is depthwise-separable.
 
     The first conv stays a full 3×3 (a 1-channel input has nothing to separate).  Lesson 5.
+
+    Introduced in lesson 5.
     """
     if not channels:
         raise ValueError("separable_cnn needs at least one block in channels, e.g. (16, 32).")
@@ -170,6 +189,8 @@ def cnn1d(channels: Sequence[int] = (22, 22, 22), num_classes: int = 10, in_chan
     The default has about 5.2k parameters.  Translation-equivariant convolutions are the right
     inductive bias for MNIST-1D, whose digits are shifted and scaled along the sequence
     (Greydanus 2020).  Lesson 5.
+
+    Introduced in lesson 5.
     """
     if not channels:
         raise ValueError("cnn1d needs at least one conv layer in channels.")

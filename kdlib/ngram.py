@@ -39,7 +39,7 @@ def _as_ids(tokens, vocab_size: int, what: str = "tokens", allow_empty: bool = F
 
 
 class NGramLM:
-    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")`` (lesson 9).
+    """Interpolated n-gram model over token ids: ``NGramLM(order=5, smoothing="kneser_ney")``.
 
     Notation for one level k (k-grams ``h w``: a context h of k − 1 tokens, then w; V = vocab_size):
     ``c(h w)`` the count used at this level, ``c(h) = Σ_w c(h w)``, ``N1+(h •)`` the number of
@@ -57,6 +57,8 @@ class NGramLM:
     **Witten–Bell** (interpolated; raw counts at every level)::
 
         P(w | h) = (c(h w) + N1+(h •) · P(w | h')) / (c(h) + N1+(h •))
+
+    Introduced in lesson 9.
     """
 
     def __init__(self, order: int = 5, smoothing: str = "kneser_ney"):

@@ -18,6 +18,8 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0, device=None, dtype=torch.
 
     One product costs ``2·n³`` FLOPs (n³ multiply-adds).  The best of several timed rounds is
     kept, which estimates the machine's peak for dense work, the yardstick for later lessons.
+
+    Introduced in lesson 0.
     """
     if n <= 0 or seconds <= 0:
         raise ValueError("n and seconds must be positive.")
@@ -46,6 +48,8 @@ def achieved_gflops(flops_per_example: float, examples: int, seconds: float, tra
 
     Training counts forward + backward as 3× the forward FLOPs (the backward pass costs about
     twice the forward: gradients for activations and for weights; Kaplan et al. 2020).
+
+    Introduced in lesson 1.
     """
     if seconds <= 0:
         raise ValueError("seconds must be positive.")

@@ -18,7 +18,10 @@ def show_image(img: torch.Tensor, title: str = "", ax=None, fontsize: float | No
 
 
 def show_images(X: torch.Tensor, y: torch.Tensor, classes: Sequence[str], n: int = 10, title: str = ""):
-    """A row of ``n`` images with their class names (lesson 1)."""
+    """A row of ``n`` images with their class names.
+
+    Introduced in lesson 1.
+    """
     fig, axes = plt.subplots(1, n, figsize=(1.4 * n, 1.8))
     for ax, img, label in zip(np.atleast_1d(axes), X[:n], y[:n]):
         show_image(img, classes[int(label)], ax, fontsize=8)
@@ -30,7 +33,10 @@ def show_images(X: torch.Tensor, y: torch.Tensor, classes: Sequence[str], n: int
 
 def plot_history(histories: Mapping[str, "object"], metrics: Sequence[str] = ("train_loss", "val_acc"),
                  title: str = "Training history"):
-    """One panel per metric, one line per run, x = epoch (lesson 1)."""
+    """One panel per metric, one line per run, x = epoch.
+
+    Introduced in lesson 1.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for label, history in histories.items():
@@ -47,7 +53,10 @@ def plot_history(histories: Mapping[str, "object"], metrics: Sequence[str] = ("t
 
 
 def plot_probs(probs: torch.Tensor, classes: Sequence[str], ax=None, title: str = "", true_label: int | None = None):
-    """Bar chart of one probability vector over the classes (lesson 2)."""
+    """Bar chart of one probability vector over the classes.
+
+    Introduced in lesson 2.
+    """
     ax = ax or plt.subplots(figsize=(6, 3))[1]
     colors = ["tab:orange" if i == true_label else "tab:blue" for i in range(len(classes))]
     ax.bar(range(len(classes)), probs.detach().cpu().numpy(), color=colors)
@@ -59,7 +68,10 @@ def plot_probs(probs: torch.Tensor, classes: Sequence[str], ax=None, title: str 
 
 
 def plot_heatmap(matrix, classes: Sequence[str], title: str, colorbar_label: str, ax=None, fmt: str = ".2f"):
-    """A labelled class × class heatmap with the values written in the cells (lesson 2)."""
+    """A labelled class × class heatmap with the values written in the cells.
+
+    Introduced in lesson 2.
+    """
     matrix = np.asarray(matrix.detach().cpu() if isinstance(matrix, torch.Tensor) else matrix)
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 6.2))
@@ -78,7 +90,10 @@ def plot_heatmap(matrix, classes: Sequence[str], title: str, colorbar_label: str
 
 
 def errorbar_table(ax, labels: Sequence[str], means: Sequence[float], stds: Sequence[float], ylabel: str, title: str):
-    """Bars with ± one standard deviation (lesson 3)."""
+    """Bars with ± one standard deviation.
+
+    Introduced in lesson 3.
+    """
     ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel(ylabel)

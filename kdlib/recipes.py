@@ -14,13 +14,20 @@ from .train import evaluate, fit
 
 
 def teacher_config() -> dict:
-    """The lesson 1 teacher: ``cnn((32, 64), 256)`` trained with AdamW and a cosine schedule."""
+    """The lesson 1 teacher: ``cnn((32, 64), 256)`` trained with AdamW and a cosine schedule.
+
+    Introduced in lesson 1.
+    """
     return {"arch": "cnn", "channels": [32, 64], "hidden": 256, "dropout": 0.25,
             "epochs": sized(8, 1), "lr": 2e-3, "batch_size": 128, "seed": 0, "smoke": is_smoke(),
             "metered": True}
 
 
 def build_teacher(config: dict | None = None):
+    """The untrained teacher network for ``config`` (default: :func:`teacher_config`).
+
+    Introduced in lesson 1.
+    """
     config = config or teacher_config()
     return cnn(tuple(config["channels"]), config["hidden"], dropout=config["dropout"])
 
@@ -31,6 +38,8 @@ def teacher(data: Dataset, retrain: bool = False, quiet: bool = False) -> zoo.En
     ``Entry.meta`` holds what training measured: ``history``, ``val_acc``, ``test_acc``,
     ``train_seconds``, ``params``, ``flops`` (forward, per image), ``examples_seen``, and the
     training energy ``energy_joules`` with its ``energy_source`` (:class:`kdlib.energy.EnergyMeter`).
+
+    Introduced in lesson 1.
     """
     if data.name != "fashion_mnist":
         raise ValueError(f"The course teacher is trained on Fashion-MNIST, not {data.name!r}.")
@@ -71,6 +80,8 @@ def few_labels(y, seed: int, fraction: float = FEW_LABEL_FRACTION):
     Draws ``max(10, fraction · N)`` indices with ``torch.randperm`` seeded by ``100 + seed`` (a
     different draw for every training seed).  Returns ``(chosen, masked)``: the indices, on
     ``y``'s device, and a copy of ``y`` in which every other label is ``distill.UNLABELLED``.
+
+    Introduced in lesson 3.
     """
     import torch
 
@@ -86,7 +97,10 @@ def few_labels(y, seed: int, fraction: float = FEW_LABEL_FRACTION):
 
 
 def small_cnn():
-    """Lesson 5's task-specific small CNN, also lesson 6's: ``cnn((8, 16), 32, dropout=0.1)``, ~27k parameters."""
+    """Lesson 5's task-specific small CNN, also lesson 6's: ``cnn((8, 16), 32, dropout=0.1)``, ~27k parameters.
+
+    Introduced in lesson 5.
+    """
     return cnn((8, 16), 32, dropout=0.1)
 
 
@@ -96,6 +110,8 @@ def kd_sweep_plan() -> dict:
     First the temperature with alpha = ``first_alpha``, then alpha at the best temperature, for the
     784-64-10 MLP, each setting trained with two seeds on cached teacher logits and scored by
     **validation** accuracy (the test split is never looked at).
+
+    Introduced in lesson 3.
     """
     return {"hidden": [64], "temperatures": sized([1, 2, 4, 8, 20], [1, 4]),
             "alphas": sized([0.1, 0.5, 0.9, 1.0], [0.5, 1.0]), "first_alpha": 0.9, "seeds": [0, 1],
@@ -103,12 +119,14 @@ def kd_sweep_plan() -> dict:
 
 
 def kd_choice(data: Dataset, quiet: bool = True) -> tuple[dict, dict]:
-    """T and alpha for Fashion-MNIST distillation, chosen on the validation split (lesson 3).
+    """T and alpha for Fashion-MNIST distillation, chosen on the validation split.
 
     Runs :func:`kd_sweep_plan`'s two sweeps — every student cached in the zoo, so lessons 4–7 get
     the same choice in a second, and it follows the data if anything upstream changes.  Returns
     ``({"T", "alpha"}, sweeps)`` where ``sweeps`` maps ``"temperature"`` → {T: [val acc per seed]},
     ``"alpha"`` → {alpha: [...]} and ``"scratch"`` → [...] (the same student without a teacher).
+
+    Introduced in lesson 3.
     """
     import statistics
 
@@ -179,7 +197,10 @@ def lm_teacher_config(data) -> dict:
 
 
 def build_lm(size: str, data):
-    """A fresh :func:`kdlib.lm.char_transformer` of one of :data:`LM_SIZES` for ``data``'s vocabulary."""
+    """A fresh :func:`kdlib.lm.char_transformer` of one of :data:`LM_SIZES` for ``data``'s vocabulary.
+
+    Introduced in lesson 9.
+    """
     from .lm import char_transformer
 
     if size not in LM_SIZES:
@@ -201,6 +222,8 @@ def lm_teacher(data, retrain: bool = False, quiet: bool = False) -> zoo.Entry:
     ``Entry.meta`` holds ``history``, ``train_seconds``, ``energy_joules`` and ``energy_source``,
     ``val_bpc``/``test_bpc`` (and nats), ``params``, ``flops_per_token`` (forward, torch's counter)
     and ``tokens_seen``.
+
+    Introduced in lesson 8.
     """
     import torch
 
@@ -239,6 +262,8 @@ class LMTransfer:
     default: smaller k are its first columns), computed on first use; ``generated(n)`` returns
     windows of text the teacher wrote itself (sequence-level KD).  Each is metered once and its
     cost kept in ``costs`` (joules, seconds, source, bytes), so a route that needs it can count it.
+
+    Introduced in lesson 8.
     """
 
     def __init__(self, data, teacher, seed: int = 0):
@@ -301,7 +326,7 @@ class LMTransfer:
 def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | None = None, *,
                T: float = 1.0, alpha: float = 1.0, k: int | None = None, direction: str = "forward",
                epochs: int | None = None, quiet: bool = True) -> zoo.Entry:
-    """A lesson 8 student, cached in the zoo under everything that made it (lesson 8).
+    """A lesson 8 student, cached in the zoo under everything that made it.
 
     ``route``: ``"scratch"`` (labels of the transfer windows), ``"kd"`` (token-level KD on the
     teacher's cached top-``k`` logits, ``k=None`` = all, ``direction`` forward or reverse, weight
@@ -310,6 +335,8 @@ def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | No
     scores (:func:`lm_scores`), ``train_seconds``, ``energy_joules``/``energy_source`` of the
     student's own training, and ``teacher_joules``: the teacher-side cost it needed (caching or
     generation), as measured when it was made.
+
+    Introduced in lesson 8.
     """
     from .distill import KDCriterion
 
@@ -369,11 +396,13 @@ LM_KD_GRID = ((1.0, 1.0), (2.0, 1.0), (1.0, 0.5), (2.0, 0.5))
 
 
 def lm_kd_choice(data, transfer: LMTransfer, quiet: bool = True) -> tuple[dict, list[dict]]:
-    """T and alpha for token-level KD, chosen on **validation** bits per character (lesson 8).
+    """T and alpha for token-level KD, chosen on **validation** bits per character.
 
     Trains (or loads) the 40k student, seed 0, for each pair of :data:`LM_KD_GRID`; returns the
     best ``{"T", "alpha"}`` and one row per pair.  Lesson 9 calls it too, so both lessons use the
     same choice and it follows the data if anything upstream changes.
+
+    Introduced in lesson 8.
     """
     rows = []
     for T, alpha in LM_KD_GRID:

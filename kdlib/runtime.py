@@ -38,9 +38,11 @@ def is_smoke() -> bool:
 
 
 def sized(full, smoke):
-    """Return ``smoke`` in the smoke size and ``full`` otherwise (lesson 0).
+    """Return ``smoke`` in the smoke size and ``full`` otherwise.
 
     Lessons write ``EPOCHS = kd.sized(6, 1)`` once; the rest of the code is identical in both sizes.
+
+    Introduced in lesson 0.
     """
     return smoke if is_smoke() else full
 
@@ -108,7 +110,10 @@ def choose_device(preferred: str | torch.device | None = None) -> DeviceChoice:
 
 
 def device(preferred: str | torch.device | None = None) -> torch.device:
-    """Shorthand for ``choose_device(preferred).device``."""
+    """Shorthand for ``choose_device(preferred).device``.
+
+    Introduced in lesson 0.
+    """
     return choose_device(preferred).device
 
 

@@ -82,12 +82,18 @@ def corrupt(data: Dataset, name: str, severity: int, seed: int = 0, X: torch.Ten
 
 
 def shifted_test_sets(data: Dataset, corruptions=CORRUPTIONS, severities=(1, 2, 3), seed: int = 0) -> dict:
-    """``{(corruption, severity): X}`` for every corruption and severity, all of ``data.X_test``."""
+    """``{(corruption, severity): X}`` for every corruption and severity, all of ``data.X_test``.
+
+    Introduced in lesson 6.
+    """
     return {(c, s): corrupt(data, c, s, seed) for c in corruptions for s in severities}
 
 
 def without_class(*tensors: torch.Tensor, labels: torch.Tensor, cls: int) -> tuple[torch.Tensor, ...]:
-    """The rows of ``tensors`` whose label is not ``cls``: a transfer set with one class left out."""
+    """The rows of ``tensors`` whose label is not ``cls``: a transfer set with one class left out.
+
+    Introduced in lesson 6.
+    """
     if not 0 <= cls <= int(labels.max()):
         raise ValueError(f"cls must be one of the classes 0..{int(labels.max())}, got {cls!r}.")
     keep = labels != cls
@@ -104,7 +110,10 @@ def _output_layer(model: nn.Module) -> nn.Linear:
 @torch.no_grad()
 def shift_class_bias(model: nn.Module, cls: int, delta: float) -> nn.Module:
     """Add ``delta`` to the output bias of class ``cls`` (Hinton et al. 2015, section 3: the
-    distilled net that never saw a 3 gets most 3s right once the bias of 3 is raised)."""
+    distilled net that never saw a 3 gets most 3s right once the bias of 3 is raised).
+
+    Introduced in lesson 6.
+    """
     _output_layer(model).bias[cls] += delta
     return model
 
@@ -116,6 +125,8 @@ def choose_class_bias(model: nn.Module, X_val: torch.Tensor, y_val: torch.Tensor
 
     Returns ``(best delta, validation accuracy for each delta)``; the model is left unchanged.
     Chosen on validation, never on test.
+
+    Introduced in lesson 6.
     """
     from .train import predict
 

@@ -10,6 +10,8 @@ def spread(values: Sequence[float]) -> float:
     """Sample standard deviation of ``values``; 0.0 for a single value (one seed has no spread).
 
     The "seed spread" every lesson compares a gain with (lesson 3 on).
+
+    Introduced in lesson 3.
     """
     values = [float(v) for v in values]
     if not values:
@@ -18,7 +20,10 @@ def spread(values: Sequence[float]) -> float:
 
 
 def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
-    """``"88.12 ± 0.31"``: mean and sample standard deviation (0 for one value), times ``scale``."""
+    """``"88.12 ± 0.31"``: mean and sample standard deviation (0 for one value), times ``scale``.
+
+    Introduced in lesson 3.
+    """
     values = [scale * float(v) for v in values]
     if not values:
         raise ValueError("mean_std needs at least one value.")
@@ -26,7 +31,10 @@ def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> 
 
 
 class Table:
-    """Rows of dicts shown as an aligned text table (``print``) or HTML (notebook display)."""
+    """Rows of dicts shown as an aligned text table (``print``) or HTML (notebook display).
+
+    Introduced in lesson 0.
+    """
 
     def __init__(self, rows: Sequence[dict], title: str = ""):
         self.rows = [dict(r) for r in rows]

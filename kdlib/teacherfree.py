@@ -19,7 +19,10 @@ from .train import fit, predict
 
 
 def label_smoothing(epsilon: float = 0.1):
-    """Cross-entropy against ``(1 − ε)·one_hot + ε / K`` (Szegedy et al. 2016), as a ``fit`` criterion."""
+    """Cross-entropy against ``(1 − ε)·one_hot + ε / K`` (Szegedy et al. 2016), as a ``fit`` criterion.
+
+    Introduced in lesson 5.
+    """
     if not 0.0 <= epsilon < 1.0:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}.")
 
@@ -39,6 +42,8 @@ def born_again(build: Callable[[], nn.Module], train: tuple, generations: int = 
     generations; the teacher's cost is the small model's own, counted in the ledger of lesson 5.
     With ``seed``, every generation is trained like :func:`kdlib.train.train_fresh` (same initial
     weights and batch order for the same seed).
+
+    Introduced in lesson 5.
     """
     if generations < 1:
         raise ValueError("generations must be at least 1.")
@@ -87,6 +92,8 @@ def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: to
     then trains a fresh model, with ``fit(**round_fit)``, on the labelled examples plus every
     unlabelled example the previous model labels with confidence ≥ ``threshold``.  Returns the
     final model and the fraction of unlabelled examples kept in each round.
+
+    Introduced in lesson 5.
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1.")

@@ -14,9 +14,11 @@ from .plots import plot_probs, show_image
 def temperature_explorer(logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
                          classes: Sequence[str], T: float = 1.0):
     """A slider over the temperature T (and one over the example) showing the teacher's
-    distribution ``softmax(z / T)`` on a real test image, with its entropy (lesson 2).
+    distribution ``softmax(z / T)`` on a real test image, with its entropy.
 
     Returns the widget box; display it as the last expression of a cell.
+
+    Introduced in lesson 2.
     """
     import ipywidgets as w
 
@@ -40,11 +42,13 @@ def temperature_explorer(logits: torch.Tensor, images: torch.Tensor, labels: tor
 
 
 def sampling_explorer(model, data, prompt: str, length: int = 240, T: float = 0.8, seed: int = 0):
-    """A slider over the sampling temperature of a language model, showing the text it writes (lesson 8).
+    """A slider over the sampling temperature of a language model, showing the text it writes.
 
     The same ``softmax(z / T)`` as lesson 2's explorer, now applied at every character: each new
     character is drawn from the model's next-character distribution at temperature ``T`` (T = 0 is
     greedy).  The seed is fixed, so only the temperature changes what you read.  Returns the widget box.
+
+    Introduced in lesson 8.
     """
     import ipywidgets as w
 

@@ -1,0 +1,116 @@
+"""Docstrings name the lesson that introduces them, and that lesson really uses them (d2l's "Defined in").
+
+Every public kdlib function or class that a lesson uses says ``Introduced in lesson N.`` in its
+docstring, N being the first lesson whose text pair ``solutions/NN_*.py`` uses it; and every such
+line is true.  A use is spelled as a lesson spells it: ``kd.name`` (names exported by
+``import kdlib as kd``), ``kd.module.name``, ``module.name`` after ``from kdlib import module``,
+or ``name`` after ``from kdlib.module import name``.  Cheap: the text pairs and kdlib's sources
+are read as text and parsed with ``ast``; nothing is imported or run.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PHRASE = re.compile(r"Introduced in lesson (\d+)\.")
+#: Modules whose docstrings another branch edits this round (issue-12 hardening); the check is
+#: skipped for them until their lines are added — delete an entry once its module has them.
+NOT_YET = {"train", "zoo", "capstone", "course"}
+
+
+@cache
+def lessons() -> dict[int, str]:
+    texts = {int(p.name[:2]): p.read_text() for p in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py"))}
+    assert texts, "no solutions/NN_*.py text pairs found"
+    return texts
+
+
+@cache
+def sources() -> dict[str, ast.Module]:
+    return {p.stem: ast.parse(p.read_text()) for p in sorted((ROOT / "kdlib").glob("*.py"))}
+
+
+def public_objects() -> list[tuple[str, str, str]]:
+    """``(module, name, docstring)`` of every public top-level function and class of kdlib."""
+    found = []
+    for module, tree in sources().items():
+        if module.startswith("__"):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                found.append((module, node.name, ast.get_docstring(node) or ""))
+    return found
+
+
+@cache
+def homes(name: str, module: str) -> tuple[set[str], bool]:
+    """The modules through which ``name`` (defined in ``module``) is reachable, and whether ``kd.name`` is."""
+    through, top = {module}, False
+    for other, tree in sources().items():
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == module \
+                    and any(alias.name == name and alias.asname is None for alias in node.names):
+                if other == "__init__":
+                    top = True
+                else:
+                    through.add(other)
+    return through, top
+
+
+def uses(text: str, module: str, name: str) -> bool:
+    """True if lesson ``text`` uses kdlib's ``module.name`` in one of the spellings in this file's docstring."""
+    through, top = homes(name, module)
+    word = rf"{re.escape(name)}\b"
+    patterns = [rf"\bkd(?:lib)?\.{m}\.{word}" for m in through]
+    if top:
+        patterns.append(rf"\bkd\.{word}")
+    for m in through:
+        if re.search(rf"^from kdlib import .*\b{m}\b", text, re.M):
+            patterns.append(rf"(?<![\w.]){m}\.{word}")
+        if re.search(rf"^from kdlib\.{m} import .*\b{re.escape(name)}\b", text, re.M):
+            patterns.append(rf"(?<![\w.]){word}")
+    return any(re.search(p, text) for p in patterns)
+
+
+def first_lesson(module: str, name: str) -> int | None:
+    return next((n for n, text in lessons().items() if uses(text, module, name)), None)
+
+
+CASES = [case for case in public_objects() if case[0] not in NOT_YET]
+
+
+@pytest.mark.parametrize("module,name,doc", CASES, ids=[f"{m}.{n}" for m, n, _ in CASES])
+def test_docstring_names_the_lesson_that_introduces_it(module, name, doc):
+    claimed = [int(n) for n in PHRASE.findall(doc)]
+    first = first_lesson(module, name)
+    assert len(claimed) <= 1, f"kdlib.{module}.{name} names several lessons: {claimed}"
+    if first is None:
+        assert not claimed, (f"kdlib.{module}.{name} says 'Introduced in lesson {claimed[0]}.' but no lesson "
+                             "uses it; drop the line (or use it in that lesson).")
+        return
+    assert claimed, f"kdlib.{module}.{name} is first used in lesson {first}: add 'Introduced in lesson {first}.'"
+    assert uses(lessons()[claimed[0]], module, name), \
+        f"kdlib.{module}.{name} says 'Introduced in lesson {claimed[0]}.' but that lesson does not use it"
+    assert claimed[0] == first, (f"kdlib.{module}.{name} says lesson {claimed[0]}, but lesson {first} already "
+                                 "uses it: name the first lesson")
+
+
+def test_the_phrase_is_checked_somewhere():
+    """Guards the test itself: the spellings above do find the lessons' uses."""
+    assert first_lesson("energy", "EnergyMeter") is not None and first_lesson("ledger", "Ledger") == 4
+    assert uses("import kdlib as kd\nkd.energy.Ledger()", "ledger", "Ledger")
+    assert not uses("ledger.break_even('a', 'b')", "ledger", "break_even")   # a method of a lesson's object
+
+
+def test_no_private_imports_across_modules():
+    """Modules share only public names (e.g. ``runtime.synchronize``, not ``perf._sync``)."""
+    bad = [f"kdlib/{module}.py imports {alias.name} from .{node.module}"
+           for module, tree in sources().items() for node in ast.walk(tree)
+           if isinstance(node, ast.ImportFrom) and node.level == 1
+           for alias in node.names if alias.name.startswith("_") and not alias.name.endswith("__")]
+    assert not bad, "\n".join(bad)
