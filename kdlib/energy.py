@@ -96,7 +96,7 @@ class RaplBackend:
     A counter that goes down although it cannot have wrapped — a wrap would mean more than
     :data:`RAPL_MAX_WATTS` since the last reading, or a value outside its range — was reset
     (driver reload, suspend, a virtual machine moved).  That interval counts 0 J, a warning
-    names the file, and :attr:`resets` goes up, so the meter labels the phases that span it
+    names the file, and ``resets`` goes up, so the meter labels the phases that span it
     :data:`LOWER_BOUND`.  A counter that cannot be read, or holds no number, mid-measurement is
     an :class:`EnergyBackendError` naming the file.  Since Linux 5.10 ``energy_uj`` is readable
     by root only (CVE-2020-8694).
