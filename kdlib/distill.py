@@ -17,8 +17,6 @@ from .train import predict
 
 #: Label value meaning "no label": such examples get only the soft (teacher) term (lesson 3).
 UNLABELLED = -1
-#: The former spelling, kept while lesson 6 still reads ``kd.distill.UNLABELED``.
-UNLABELED = UNLABELLED
 
 
 def _check_temperature(T) -> float:

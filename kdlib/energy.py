@@ -21,9 +21,6 @@ from pathlib import Path
 
 import torch
 
-# Lessons 4, 5 and 9 read these as kd.energy.*; their home is kdlib.ledger and kdlib.grid.
-from .grid import GRID_INTENSITY, J_PER_KWH, co2_kg, kwh  # noqa: F401
-from .ledger import Ledger, break_even  # noqa: F401
 from .runtime import device as pick_device
 from .runtime import synchronize
 from .tables import Table

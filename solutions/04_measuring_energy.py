@@ -116,7 +116,7 @@ with tempfile.TemporaryDirectory() as tmp:
         while time.perf_counter() < end:
             B @ B
     tracker.stop()
-theirs_j = tracker.final_emissions_data.cpu_energy * kd.energy.J_PER_KWH
+theirs_j = tracker.final_emissions_data.cpu_energy * kd.grid.J_PER_KWH
 CC_RATIO = ours.joules / theirs_j
 kd.course.record("kdlib estimate / CodeCarbon", round(CC_RATIO, 3))
 print(f"kdlib estimate: {ours.joules:.1f} J   CodeCarbon (process mode, {WATTS:g} W forced): {theirs_j:.1f} J   "
@@ -153,19 +153,18 @@ SEEDS = kd.sized([0, 1, 2], [0])
 BATCH, LR = 256, 2e-3
 
 meter = kd.energy.EnergyMeter(device=DEVICE)
-with meter.phase("cache teacher logits"):
+with meter.phase("cache teacher logits") as caching:
     train_logits = kd.distill.cache_logits(teacher, data.X_train)
-cache_j = meter.results[-1].joules
+cache_j = caching.joules
 
 
 def trained(hidden, seed, distil):
     """Train one MLP student; return (test accuracy, joules, seconds) measured by the meter."""
     train = (*data.train, train_logits) if distil else data.train
     criterion = kd.distill.KDCriterion(KD_T, KD_ALPHA) if distil else None
-    with meter.phase(f"{'KD' if distil else 'scratch'} {hidden} seed {seed}"):
+    with meter.phase(f"{'KD' if distil else 'scratch'} {hidden} seed {seed}") as phase:
         net = kd.train_fresh(lambda: kd.mlp(784, hidden, 10), train, seed, epochs=EPOCHS, batch_size=BATCH, lr=LR,
                              criterion=criterion, quiet=True)
-    phase = meter.results[-1]
     return kd.evaluate(net, *data.test)["acc"], phase.joules, phase.seconds, net
 
 
@@ -193,7 +192,7 @@ kd.tables.Table([{"model": name, "µJ per query": round(1e6 * cost["joules_per_q
 
 # %%
 mean = lambda xs: statistics.fmean(xs)
-ledger = kd.energy.Ledger("Lifecycle energy by route (per 1,000,000 queries for inference)")
+ledger = kd.ledger.Ledger("Lifecycle energy by route (per 1,000,000 queries for inference)")
 routes = {"A · distilled MLP-256": "A", "B · wide MLP-1024 from scratch": "B",
           "C · serve the teacher": "C", "D · MLP-256 from scratch": "D"}
 for route, key in routes.items():
@@ -296,10 +295,10 @@ plt.show()
 # %%
 PUE = 1.58   # assume the models are trained and served in an average data centre
 rows = []
-for region, grid in kd.energy.GRID_INTENSITY.items():
+for region, grid in kd.grid.GRID_INTENSITY.items():
     row = {"region": region, "g CO2/kWh": grid.g_per_kwh}
     for route in routes:
-        row[route.split(" · ")[0] + " (g)"] = round(1000 * kd.energy.co2_kg(kd.energy.kwh(ledger.total(route, MILLION)), region, PUE), 3)
+        row[route.split(" · ")[0] + " (g)"] = round(1000 * kd.grid.co2_kg(kd.grid.kwh(ledger.total(route, MILLION)), region, PUE), 3)
     rows.append(row)
 kd.tables.Table(rows, f"g CO2 after 1M queries, PUE {PUE} (energy: {meter.source.split(':')[0]})")
 

@@ -168,9 +168,9 @@ data = kd.load("fashion_mnist", device=DEVICE)
 entry = kd.recipes.teacher(data)
 teacher, tmeta = entry.model, entry.meta
 TEACHER_TEST = kd.evaluate(teacher, *data.test)["acc"]
-with meter.phase("cache teacher logits"):
+with meter.phase("cache teacher logits") as caching:
     train_logits = kd.distill.cache_logits(teacher, data.X_train)
-CACHE_J = meter.results[-1].joules
+CACHE_J = caching.joules
 
 EPOCHS_MLP = kd.sized(8, 1)
 EPOCHS_CNN = kd.sized(3, 1)
@@ -182,9 +182,9 @@ AUGMENT = kd.augment.fashion(max_shift=2, fill=-data.mean / data.std)
 
 def metered(label, fn):
     """Run fn() inside a meter phase; return (its result, joules)."""
-    with meter.phase(label):
+    with meter.phase(label) as phase:
         out = fn()
-    return out, meter.results[-1].joules
+    return out, phase.joules
 
 
 routes = {}   # name -> list of (model, upfront joules of this seed)
@@ -356,7 +356,7 @@ for name, s in summary.items():
                  "answer": "YES" if matches and ratio <= 1 / 3 else "no"})
 winners = [r["route"] for r in rows if r["answer"] == "YES"]
 cnn = summary["small CNN"]
-q = kd.energy.break_even(ref["upfront"], ref["per_query"], cnn["upfront"], cnn["per_query"])
+q = kd.ledger.break_even(ref["upfront"], ref["per_query"], cnn["upfront"], cnn["per_query"])
 print(f"Per query the distilled MLP is cheaper than the small CNN ({1e6 * ref['per_query']:.0f} vs "
       f"{1e6 * cnn['per_query']:.0f} µJ): its lifecycle drops below the CNN's only after "
       + ("never" if math.isinf(q) else f"{q:,.0f} queries") + ".")

@@ -291,27 +291,27 @@ results, energy_j = {}, {}
 results["before adapting: distilled MLP-256"] = [scores(n) for n in base["distilled MLP-256"]]
 results["before adapting: teacher"] = [scores(teacher)]
 for seed_i, seed in enumerate(tqdm(SEEDS, desc="adaptation")):
-    with meter.phase(f"A: fine-tune teacher s{seed}"):
+    with meter.phase(f"A: fine-tune teacher s{seed}") as tuning:
         new_teacher = copy.deepcopy(teacher)
         for p in new_teacher.parameters():
             p.requires_grad_(True)
         kd.fit(new_teacher, (adapt_X, adapt_y), seed=seed, **ADAPT_FIT)
-    j_teacher = meter.results[-1].joules
-    with meter.phase(f"A: re-cache and re-distil s{seed}"):
+    j_teacher = tuning.joules
+    with meter.phase(f"A: re-cache and re-distil s{seed}") as distilling:
         z = kd.distill.cache_logits(new_teacher, transfer_X)
-        no_labels = torch.full((len(z),), kd.distill.UNLABELED, device=DEVICE)   # the transfer set is unlabelled
+        no_labels = torch.full((len(z),), kd.distill.UNLABELLED, device=DEVICE)   # the transfer set is unlabelled
         student = kd.train_fresh(lambda: kd.mlp(784, (256,), 10), (transfer_X, no_labels, z), seed,
                                  criterion=kd.distill.KDCriterion(KD_T, 1.0), **MLP_FIT)
-    j_distil = meter.results[-1].joules
+    j_distil = distilling.joules
     results.setdefault("A · updated teacher", []).append(scores(new_teacher))
     results.setdefault("A · re-distilled MLP-256", []).append(scores(student))
     energy_j.setdefault("A · re-distilled MLP-256", []).append(j_teacher + j_distil)
     for name, nets in base.items():
-        with meter.phase(f"B: fine-tune {name} s{seed}"):
+        with meter.phase(f"B: fine-tune {name} s{seed}") as tuning:
             tuned = copy.deepcopy(nets[seed_i])
             kd.fit(tuned, (adapt_X, adapt_y), seed=seed, **ADAPT_FIT)
         results.setdefault(f"B · fine-tuned {name}", []).append(scores(tuned))
-        energy_j.setdefault(f"B · fine-tuned {name}", []).append(meter.results[-1].joules)
+        energy_j.setdefault(f"B · fine-tuned {name}", []).append(tuning.joules)
 
 rows = []
 for name, rs in results.items():
@@ -327,7 +327,7 @@ kd.tables.Table(rows, f"Adapting to negatives: {N_NEW:,} new labelled images (en
 # turns the dark background into bright signal, and they answer almost every image with the same
 # one or two classes.
 #
-# (Route A's transfer set has no labels — every label is `kd.distill.UNLABELED` — so its student learns
+# (Route A's transfer set has no labels — every label is `kd.distill.UNLABELLED` — so its student learns
 # from the updated teacher's soft labels alone: `alpha = 1`, whatever lesson 3 chose for labelled data. The updated teacher's row has no energy of its own: its
 # fine-tuning is counted in the re-distilled student's row.)
 

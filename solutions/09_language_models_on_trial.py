@@ -198,7 +198,7 @@ def per_char(model):
     return cost["joules_per_query"] / data.context, cost["source"]
 
 
-ledger = kd.energy.Ledger("Language-model routes")
+ledger = kd.ledger.Ledger("Language-model routes")
 teacher_pc, source = per_char(teacher)
 ledger.add("serve the teacher", "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
 ledger.add("serve the teacher", "inference", teacher_pc, source, per_query=True)

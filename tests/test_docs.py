@@ -103,7 +103,7 @@ def test_docstring_names_the_lesson_that_introduces_it(module, name, doc):
 def test_the_phrase_is_checked_somewhere():
     """Guards the test itself: the spellings above do find the lessons' uses."""
     assert first_lesson("energy", "EnergyMeter") is not None and first_lesson("ledger", "Ledger") == 4
-    assert uses("import kdlib as kd\nkd.energy.Ledger()", "ledger", "Ledger")
+    assert uses("import kdlib as kd\nkd.ledger.Ledger()", "ledger", "Ledger")
     assert not uses("ledger.break_even('a', 'b')", "ledger", "break_even")   # a method of a lesson's object
 
 

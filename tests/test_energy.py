@@ -429,15 +429,6 @@ def test_ledger_total_refuses_a_negative_or_odd_query_count():
             book.total("route", odd)
 
 
-def test_lessons_names_still_reachable_from_energy():
-    """Lessons 4, 5 and 9 read the ledger and CO₂ names as kd.energy.*: the same objects as their homes."""
-    assert kd.energy.Ledger is kd.ledger.Ledger and kd.energy.break_even is kd.ledger.break_even
-    assert kd.energy.co2_kg is kd.grid.co2_kg and kd.energy.kwh is kd.grid.kwh
-    assert kd.energy.GRID_INTENSITY is kd.grid.GRID_INTENSITY and kd.energy.J_PER_KWH == kd.grid.J_PER_KWH
-
-
-# --- cross-check against CodeCarbon -----------------------------------------------------------
-
 def test_estimate_matches_codecarbon_process_mode(tmp_path, monkeypatch):
     """Same workload, same forced CPU power: CodeCarbon's process-mode cpu_energy vs our estimate.
 
