@@ -8,6 +8,7 @@ like T-shirts — become visible and carry "dark knowledge".  Introduced in less
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ UNLABELED = -1
 
 
 def _check_temperature(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+    if isinstance(T, bool) or not isinstance(T, numbers.Real) or not math.isfinite(T) or T <= 0:
         raise ValueError(f"Temperature T must be a positive number, got {T!r}.")
     return float(T)
 
@@ -43,7 +44,7 @@ DIRECTIONS = ("forward", "reverse")
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha weighs the soft term and must be in [0, 1], got {alpha!r}.")
     return float(alpha)
 
@@ -185,8 +186,9 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
     ``3k`` bytes instead of ``4 · vocab`` for the dense float32 logits of :func:`cache_logits`.
     Batch by batch, so the dense logits of the whole set never exist at once.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
+    k = int(k)
     values, indices = [], []
     for start in range(0, len(X), batch_size):
         logits = predict(teacher, X[start:start + batch_size], batch_size)
