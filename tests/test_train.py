@@ -157,6 +157,7 @@ def test_non_finite_inputs_are_refused():
     good, _ = _toy()
     with pytest.raises(ValueError, match="val: the inputs X hold NaN"):
         kd.fit(kd.mlp(8, (4,), 3), (good, y), (X, y), epochs=1, quiet=True)
+    train._check_finite_inputs(torch.full((10, 8), 3e38), "train")  # a sum that overflows is not an error
 
 
 def test_evaluate_refuses_non_finite_inputs_and_outputs():
