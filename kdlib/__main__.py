@@ -44,8 +44,19 @@ def _dataset_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def _setting(read, env: str) -> tuple[str, bool]:
+    """``read()``'s answer for a doctor row, or ``INVALID — why`` when the setting ``env`` is wrong."""
+    try:
+        return read(), True
+    except ValueError as err:
+        return f"INVALID — {err}" + ("" if env in str(err) else f" (check {env})"), False
+
+
 def doctor() -> int:
-    """Print what this machine will run the course with (lesson 0)."""
+    """Print what this machine will run the course with (lesson 0); 1 if a setting is invalid.
+
+    An invalid ``KDLIB_DEVICE`` or ``KDLIB_SMOKE`` is shown in its row, with what to set instead.
+    """
     import numpy
     import torch
     import torchvision
@@ -54,16 +65,17 @@ def doctor() -> int:
     from .data import data_dir
     from .runtime import choose_device, is_smoke
 
-    choice = choose_device()
+    device_row, device_ok = _setting(lambda: "{0.device} — {0.reason}".format(choose_device()), "KDLIB_DEVICE")
+    size_row, size_ok = _setting(lambda: "SMOKE (KDLIB_SMOKE set)" if is_smoke() else "full", "KDLIB_SMOKE")
     rows = [
         ("kdlib", __version__),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("torch", torch.__version__),
         ("torchvision", torchvision.__version__),
         ("numpy", numpy.__version__),
-        ("device", f"{choice.device} — {choice.reason}"),
+        ("device", device_row),
         ("threads", f"{torch.get_num_threads()} torch threads on {os.cpu_count()} CPU cores"),
-        ("size", "SMOKE (KDLIB_SMOKE set)" if is_smoke() else "full"),
+        ("size", size_row),
         ("data dir", str(data_dir())),
     ]
     print("Environment")
@@ -74,7 +86,7 @@ def doctor() -> int:
 
     print("Energy meters")
     print(_table(list(available_backends().items())))
-    return 0
+    return 0 if device_ok and size_ok else 1
 
 
 #: The data sets that live on disk and so can be fetched and verified.
@@ -154,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     course_p.add_argument("action", choices=["build", "run"])
     course_p.add_argument("--out", type=Path, default=Path("build") / "course", help="folder for executed notebooks")
     course_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "course" and not any(e.startswith("-") for e in extra):
+        args.names += extra  # names given after --out DIR, as well as before it
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "doctor":
         return doctor()
     if args.command == "data":
@@ -174,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if course.run(args.out, args.names) else 0
     from . import bench
 
+    try:
+        bench.check_writable(args.out)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     bench.run(args.out)
     return 0
 

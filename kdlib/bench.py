@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -304,8 +305,31 @@ def format_tables(result: dict) -> str:
     return "\n".join(lines)
 
 
+def check_writable(out: Path) -> None:
+    """Raise ``OSError`` naming ``out`` unless the results can be written there (a file, not a folder)."""
+    out = Path(out)
+    try:
+        if out.is_dir():
+            raise IsADirectoryError("it is a folder; give a file name such as " + str(out / "bench.json"))
+        if out.parent.exists() and not out.parent.is_dir():
+            raise NotADirectoryError(f"{out.parent} is a file, not a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent):
+            pass
+        if out.exists() and not os.access(out, os.W_OK):
+            raise PermissionError("the file is read-only")
+    except OSError as err:
+        raise OSError(f"cannot write the benchmark results to {out} ({err.strerror or err}); "
+                      "choose another --out.") from err
+
+
 def run(out: Path | None = None, repeats: int = 3) -> dict:
-    """Run every benchmark (smoke size: a few steps each), print the tables, write JSON to ``out``."""
+    """Run every benchmark (smoke size: a few steps each), print the tables, write JSON to ``out``.
+
+    ``out`` is checked first, so an unwritable path fails at once, not after minutes of benchmarks.
+    """
+    if out is not None:
+        check_writable(out)
     smoke = is_smoke()
     result = {"epoch": epoch_comparison(max_steps=20 if smoke else None, repeats=1 if smoke else repeats),
               "kd_epoch": kd_epoch_comparison(max_steps=10 if smoke else None),

@@ -4,11 +4,15 @@ An entry is scored on the test split — which the learner must never train on o
 for accuracy, size, CPU latency, inference energy per 1,000 queries, and training energy from the
 learner's own :class:`kdlib.energy.EnergyMeter` (plus a teacher's training energy when the route
 used one).  Its lifecycle energy is training + teacher + ``QUERIES`` queries; entries over the
-budget are listed but ranked after every entry within it.
+budget are listed but ranked after every entry within it.  Impossible figures — NaN or infinite
+or negative energies, accuracies outside [0, 1], a budget that is not a positive number — are
+refused with an error naming the field, so one bad entry can never reorder the others.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -24,9 +28,23 @@ BUDGET_WH = 1.0
 QUERIES = 1_000_000
 
 
+def _check_figure(what: str, value, *, high: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float ≥ 0 (> 0 if ``positive``, ≤ ``high`` if given), else a ValueError."""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and (value > 0 if positive else value >= 0) and (high is None or value <= high))
+    if not ok:
+        span = f"in [0, {high:g}]" if high is not None else "> 0" if positive else "≥ 0"
+        raise ValueError(f"{what} must be a finite number {span}, got {value!r}.")
+    return float(value)
+
+
 @dataclass
 class Score:
-    """One scored entry; energies in joules, latency in seconds per query."""
+    """One scored entry; energies in joules, latency in seconds per query, ``budget_wh`` in Wh.
+
+    Every figure is checked when the score is made: ``accuracy`` is a fraction in [0, 1], energies,
+    size and latency are finite and ≥ 0, ``budget_wh`` is a positive number.
+    """
 
     name: str
     accuracy: float
@@ -37,6 +55,17 @@ class Score:
     training_joules: float
     teacher_joules: float
     source: str
+    budget_wh: float = BUDGET_WH
+
+    def __post_init__(self):
+        who = f"Score {self.name!r}:"
+        self.accuracy = _check_figure(f"{who} accuracy (a fraction, not a percentage)", self.accuracy, high=1.0)
+        if isinstance(self.params, bool) or not isinstance(self.params, numbers.Integral) or self.params < 0:
+            raise ValueError(f"{who} params must be a whole number ≥ 0, got {self.params!r}.")
+        self.params = int(self.params)
+        for field in ("size_kb", "latency_s", "joules_per_1k_queries", "training_joules", "teacher_joules"):
+            setattr(self, field, _check_figure(f"{who} {field}", getattr(self, field)))
+        self.budget_wh = _check_figure(f"{who} budget_wh", self.budget_wh, positive=True)
 
     @property
     def lifecycle_wh(self) -> float:
@@ -45,15 +74,17 @@ class Score:
 
     @property
     def within_budget(self) -> bool:
-        return self.lifecycle_wh <= BUDGET_WH
+        """Lifecycle energy at most ``budget_wh`` (a leaderboard sets it to its own budget)."""
+        return self.lifecycle_wh <= self.budget_wh
 
 
 def score(name: str, model: nn.Module, data: Dataset, meter: EnergyMeter, teacher_joules: float = 0.0,
-          min_seconds: float = 1.0) -> Score:
+          min_seconds: float = 1.0, budget_wh: float = BUDGET_WH) -> Score:
     """Score ``model`` on ``data``'s test split; ``meter`` is the meter that measured its training.
 
     Pass ``teacher_joules`` (e.g. ``kd.recipes.teacher(data).meta["energy_joules"]``) when the
-    route used the course teacher: a route that needed a giant pays for it.
+    route used the course teacher: a route that needed a giant pays for it.  A model whose
+    outputs are NaN or infinite is an error (from :func:`kdlib.train.evaluate`), not a score.
     """
     if not isinstance(meter, EnergyMeter) or meter.joules <= 0:
         raise ValueError("score() needs the EnergyMeter that measured the training, used as "
@@ -70,28 +101,34 @@ def score(name: str, model: nn.Module, data: Dataset, meter: EnergyMeter, teache
                  latency_s=latency(cpu_model, batch[0], min_seconds=min(min_seconds, 0.3)),
                  joules_per_1k_queries=1000 * per_query["joules_per_query"],
                  training_joules=meter.joules, teacher_joules=float(teacher_joules),
-                 source=f"training: {meter.source}; inference: {per_query['source']}")
+                 source=f"training: {meter.source}; inference: {per_query['source']}", budget_wh=budget_wh)
 
 
 class Leaderboard:
-    """Scores ranked: entries within the budget by accuracy, then those over it."""
+    """Scores ranked: entries within the budget by accuracy, then those over it.
+
+    The board's ``budget_wh`` is the one budget: each added entry is stored as a copy judged
+    against it (``Score.within_budget`` of the copy agrees with the table), and re-checked.
+    """
 
     def __init__(self, budget_wh: float = BUDGET_WH):
-        self.budget_wh = budget_wh
+        self.budget_wh = _check_figure("Leaderboard budget_wh (watt-hours)", budget_wh, positive=True)
         self.scores: list[Score] = []
 
     def add(self, entry: Score) -> "Leaderboard":
+        if not isinstance(entry, Score):
+            raise TypeError(f"Leaderboard.add takes a Score (from kd.capstone.score), got {type(entry).__name__}.")
+        entry = replace(entry, budget_wh=self.budget_wh)  # checks every figure again
         self.scores = [s for s in self.scores if s.name != entry.name] + [entry]
         return self
 
     def ranked(self) -> list[Score]:
-        return sorted(self.scores, key=lambda s: (s.lifecycle_wh > self.budget_wh, -s.accuracy))
+        return sorted(self.scores, key=lambda s: (not s.within_budget, -s.accuracy))
 
     def table(self) -> Table:
         rows = []
         for rank, s in enumerate(self.ranked(), start=1):
-            ok = s.lifecycle_wh <= self.budget_wh
-            rows.append({"rank": rank if ok else "over budget", "entry": s.name, "test %": round(100 * s.accuracy, 2),
+            rows.append({"rank": rank if s.within_budget else "over budget", "entry": s.name, "test %": round(100 * s.accuracy, 2),
                          "parameters": s.params, "size kB": round(s.size_kb, 1),
                          "latency µs": round(1e6 * s.latency_s, 1),
                          "J / 1k queries": round(s.joules_per_1k_queries, 3),

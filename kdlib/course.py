@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -216,14 +217,51 @@ def record(key: str, value, notebook: str | None = None) -> None:
     path.write_text(json.dumps(results, indent=2, default=str))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colour codes, as in IPython tracebacks
+
+
+def _plain(text: str) -> str:
+    """``text`` as one line of plain text for a Markdown table: no colour codes, newlines or bare pipes."""
+    return " ".join(_ANSI.sub("", text).split()).replace("|", "\\|")
+
+
+def _execute(nb, folder: Path, timeout: int) -> str:
+    """Run ``nb`` in a fresh kernel; return ``"ok"`` or ``"FAILED at cell N of M: what happened"``.
+
+    A cell that raises, a cell still running after ``timeout`` seconds, and a kernel that dies are
+    all reported this way (the kernel is shut down), so the caller can go on with the next notebook.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    current: list[int] = []
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}},
+                            on_cell_start=lambda cell, cell_index: current.append(cell_index))
+    try:
+        client.execute()
+        return "ok"
+    except Exception as err:  # noqa: BLE001 - any failure is reported, and the course run goes on
+        if isinstance(err, CellTimeoutError):
+            what = f"timed out after {timeout} s"
+        elif isinstance(err, DeadKernelError):
+            what = "the kernel died (out of memory, a crash, or the process exited)"
+        elif isinstance(err, CellExecutionError):  # its last line is the exception, e.g. "ValueError: ..."
+            what = ([line for line in str(err).splitlines() if line.strip()] or [type(err).__name__])[-1]
+        else:
+            what = f"{type(err).__name__}: {err}"
+        where = f"cell {current[-1] + 1} of {len(nb.cells)}" if current else "before the first cell"
+        return _plain(f"FAILED at {where}: {what}")[:300]
+
+
 def run(out: Path, names: list[str] | None = None, timeout: int = 1800, root: Path = ROOT) -> int:
     """Execute every solution notebook at full size into ``out``; write ``summary.md``.
 
-    Returns the number of notebooks that failed.
+    Each notebook runs in a fresh kernel with a per-cell ``timeout`` in seconds.  A notebook that
+    fails — a cell raises or times out, or its kernel dies — is reported with its cell number in
+    plain text, and the run goes on with the next; the summary is always written.  Returns the
+    number of notebooks that failed.
     """
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -241,12 +279,8 @@ def run(out: Path, names: list[str] | None = None, timeout: int = 1800, root: Pa
             nb = _read(path)
             print(f"running {path.name} ...", flush=True)
             start = time.perf_counter()
-            status = "ok"
-            try:
-                NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                               resources={"metadata": {"path": str(path.parent)}}).execute()
-            except CellExecutionError as err:
-                status, failures = f"FAILED: {str(err).strip().splitlines()[-1][:200]}", failures + 1
+            status = _execute(nb, path.parent, timeout)
+            failures += status != "ok"
             seconds = time.perf_counter() - start
             nbformat.write(nb, out / path.name)
             rows.append((path.name, seconds, status))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
 import shutil
 import tempfile
@@ -384,8 +385,9 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
             raise ValueError(f"All tensors must have the same length; got {[len(t) for t in tensors]}.")
     if n == 0:
         raise ValueError("Cannot make batches from an empty dataset (0 examples).")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = int(batch_size)
     device = tensors[0].device
     order = torch.randperm(n, generator=generator).to(device) if shuffle else torch.arange(n, device=device)
     if world_size > 1:

@@ -8,6 +8,7 @@ like T-shirts — become visible and carry "dark knowledge".  Introduced in less
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ UNLABELLED = -1
 
 
 def _check_temperature(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+    if isinstance(T, bool) or not isinstance(T, numbers.Real) or not math.isfinite(T) or T <= 0:
         raise ValueError(f"Temperature T must be a positive number, got {T!r}.")
     return float(T)
 
@@ -48,7 +49,7 @@ DIRECTIONS = ("forward", "reverse")
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha weighs the soft term and must be in [0, 1], got {alpha!r}.")
     return float(alpha)
 
@@ -68,6 +69,27 @@ def _rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     return student_logits.reshape(-1, student_logits.shape[-1]), labels.reshape(-1)
 
 
+def _teacher_log_probs(teacher_logits: torch.Tensor, T: float, direction: str = "forward") -> torch.Tensor:
+    """``log softmax(z_t / T)`` per row, in float32 and detached, ready for the KL of either direction.
+
+    A teacher logit of −inf (a masked class) has probability 0 and adds 0·log 0 = 0 to the forward
+    KL: its log-probability is raised from −inf to the lowest float so that 0 · (log p − log q)
+    stays 0 instead of NaN.  NaN or +inf logits, or a row that is −inf everywhere, have no soft
+    labels; the reverse KL is infinite where the teacher gives probability 0.  Both are reported
+    as errors for CPU tensors; on a GPU, where checking every batch would stall it, they give a
+    non-finite loss, which :func:`kdlib.train.fit` stops on and reports.
+    """
+    log_p = F.log_softmax(teacher_logits.detach().float() / T, dim=-1)
+    if log_p.device.type == "cpu":
+        if bool(torch.isnan(log_p).any()):
+            raise ValueError("The teacher logits hold NaN or +inf values (or a row that is −inf everywhere), so "
+                             "its soft labels are undefined; check the teacher and the cached logits.")
+        if direction == "reverse" and bool(torch.isneginf(log_p).any()):
+            raise ValueError("A teacher logit of −inf gives probability 0, where the reverse KL(student‖teacher) "
+                             "is infinite; use direction='forward', which counts masked classes as 0.")
+    return log_p if direction == "reverse" else log_p.clamp_min(torch.finfo(log_p.dtype).min)
+
+
 def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
              T: float = 4.0, alpha: float = 0.9, direction: str = "forward") -> dict[str, torch.Tensor]:
     """The Hinton KD loss and its two named terms (lesson 3)::
@@ -77,7 +99,9 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
         loss = alpha · soft + (1 − alpha) · hard
 
     Computed in log space (``log_softmax`` on both sides, ``F.kl_div(..., log_target=True)``),
-    with ``reduction="batchmean"`` so it is a true KL per example.  The T² factor keeps the
+    with ``reduction="batchmean"`` so it is a true KL per example.  A teacher logit of −inf (a
+    masked class) counts 0·log 0 = 0; NaN or +inf teacher logits are reported (see
+    :func:`_teacher_log_probs`).  The T² factor keeps the
     soft term's gradients the same size as T changes: they scale as 1/T² otherwise (Hinton
     et al. 2015, section 2).  Rows whose label is ``UNLABELLED`` (−1) contribute to ``soft`` only.
     The teacher logits are detached: no gradient ever flows into the teacher.
@@ -96,7 +120,7 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
         raise ValueError(f"Student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes).")
     student, labels = _rows(student_logits, labels)
-    log_p_teacher = F.log_softmax(teacher_logits.detach().reshape(student.shape).float() / T, dim=-1)
+    log_p_teacher = _teacher_log_probs(teacher_logits.reshape(student.shape), T, direction)
     log_q_student = F.log_softmax(student / T, dim=-1)
     if direction == "forward":
         soft = F.kl_div(log_q_student, log_p_teacher, reduction="batchmean", log_target=True)
@@ -128,7 +152,8 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
     next-token logits: a full vocabulary per token cannot be kept).  With k equal to the number of
     classes it is exactly :func:`kd_terms`' forward loss; with k = 1 it is cross-entropy on the
     teacher's top guess (hard pseudo-labels).  ``top_values``/``top_indices`` have shape ``(..., k)``
-    as made by :func:`topk_logits`; any float and integer dtypes.
+    as made by :func:`topk_logits`; any float and integer dtypes.  Kept values of −inf count 0, as
+    in :func:`kd_terms`.
 
     Introduced in lesson 8.
     """
@@ -139,7 +164,7 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
                          f"both be (..., k) with ... = {tuple(student_logits.shape[:-1])}.")
     student, labels = _rows(student_logits, labels)
     k = top_values.shape[-1]
-    log_p = F.log_softmax(top_values.detach().reshape(-1, k).float() / T, dim=-1)
+    log_p = _teacher_log_probs(top_values.reshape(-1, k), T)
     log_q = F.log_softmax(student / T, dim=-1).gather(-1, top_indices.reshape(-1, k).long())
     soft = T * T * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
     hard = _hard_term(student, labels)
@@ -204,8 +229,9 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
 
     Introduced in lesson 8.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
+    k = int(k)
     values, indices = [], []
     for start in range(0, len(X), batch_size):
         logits = predict(teacher, X[start:start + batch_size], batch_size)

@@ -13,6 +13,7 @@ Sizes used in lesson 8: the teacher ``char_transformer(84, 64, layers=4, heads=4
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -113,11 +114,11 @@ def char_transformer(vocab_size: int, context: int = 64, *, layers: int = 4, hea
     """
     for name, value in (("vocab_size", vocab_size), ("context", context), ("layers", layers), ("heads", heads),
                         ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     if width % heads:
         raise ValueError(f"width ({width}) must be divisible by heads ({heads}).")
-    return CharTransformer(vocab_size, context, layers, heads, width, dropout)
+    return CharTransformer(int(vocab_size), int(context), int(layers), int(heads), int(width), dropout)
 
 
 def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
@@ -141,10 +142,11 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
 
     Introduced in lesson 9.
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature >= 0:
         raise ValueError(f"temperature must be a number ≥ 0, got {temperature!r}.")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
         raise ValueError(f"length must be a non-negative integer, got {length!r}.")
+    temperature, length = float(temperature), int(length)
     single = prompt.ndim == 1
     ids = prompt[None] if single else prompt
     if ids.shape[1] == 0:

@@ -7,6 +7,7 @@ which counts a multiply-accumulate as 2 FLOPs (so a ``Linear(a, b)`` costs ``2·
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -15,9 +16,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
+    return int(value)
 
 
 def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int = 10,
@@ -29,14 +30,14 @@ def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int
 
     Introduced in lesson 3.
     """
-    _check_positive("in_features", in_features)
-    _check_positive("num_classes", num_classes)
+    in_features = _check_positive("in_features", in_features)
+    num_classes = _check_positive("num_classes", num_classes)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in hidden:
-        _check_positive("each hidden width", h)
+        h = _check_positive("each hidden width", h)
         layers += [nn.Linear(width, h), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))

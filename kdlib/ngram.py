@@ -16,6 +16,7 @@ V = vocab_size; counts are ``np.unique`` over the keys of the whole stream and l
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import numpy as np
@@ -169,7 +170,7 @@ class NGramLM:
     def generate(self, prompt_tokens=(), n: int = 100, temperature: float = 1.0, seed: int = 0) -> list[int]:
         """Sample n ids after a prompt from ``p^(1/T) / Σ p^(1/T)`` (T → 0: argmax; same seed, same text)."""
         self._check_fitted()
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
                 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be a positive number (1 = the model, → 0 = argmax), got {temperature!r}.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:

@@ -20,6 +20,7 @@ characters with targets ``y``, the next character at every position.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import re
 import shutil
 import subprocess
@@ -255,8 +256,9 @@ def load_shakespeare(*, context: int = 64, split_seed: int = 0, device=None,
     device: where the tensors go (``None`` keeps them on the CPU).
     smoke: keep :data:`SMOKE_CHARS` of each split's stream; ``None`` follows ``KDLIB_SMOKE``.
     """
-    if isinstance(context, bool) or not isinstance(context, int) or context <= 0:
+    if isinstance(context, bool) or not isinstance(context, numbers.Integral) or context <= 0:
         raise ValueError(f"context must be a positive integer, got {context!r}.")
+    context = int(context)
     smoke = is_smoke() if smoke is None else smoke
     folder = locate_corpus()
     tokens, vocab = _corpus(str(folder))

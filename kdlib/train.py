@@ -8,6 +8,7 @@ Introduced in lesson 1.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -75,9 +76,24 @@ def cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, -2), batch[1].flatten())
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+#: Steps between two checks that the training loss is finite (and at every epoch end): each check
+#: waits for the device once, so a GPU is never made to wait after every step.
+CHECK_EVERY = 50
+
+
+def _check_positive_int(name, value) -> int:
+    """``value`` as an ``int``; numpy integers (``np.int64(3)``) count as integers."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_number(name, value, *, positive: bool) -> float:
+    """``value`` as a finite ``float`` (> 0, or ≥ 0); numpy scalars (``np.float32(1e-3)``) count as numbers."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < 0 or (positive and value == 0)):
+        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {value!r}.")
+    return float(value)
 
 
 def _check_xy(X, y, what: str):
@@ -88,8 +104,66 @@ def _check_xy(X, y, what: str):
     if y.ndim not in (1, 2) or len(y) != len(X):
         raise ValueError(f"{what}: y must hold {len(X)} labels, shape ({len(X)},), or {len(X)} sequences of "
                          f"labels, shape ({len(X)}, T); got shape {tuple(y.shape)}.")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise ValueError(f"{what}: labels must be integer class indices, got dtype {y.dtype}.")
+    _check_input_dtype(X, what)
+
+
+def _check_input_dtype(X: torch.Tensor, what: str) -> None:
+    if X.dtype in (torch.uint8, torch.bool):
+        raise ValueError(f"{what}: the inputs X are {X.dtype} (raw pixels 0–255?); convert them first, "
+                         "e.g. X.float() / 255 and then standardise as kd.load does (X.long() for token ids).")
+
+
+def _input_dtype(model: nn.Module, X: torch.Tensor) -> torch.dtype:
+    """The dtype ``X`` is fed to ``model`` in: floating inputs take the dtype of the model's floating
+    weights (float64 data runs in a float32 model as float32); other inputs, such as token ids, stay."""
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    return weights if X.is_floating_point() and weights is not None else X.dtype
+
+
+def _nonfinite_rows(X: torch.Tensor) -> torch.Tensor:
+    """Indices of the examples (rows) of ``X`` that hold a NaN or an infinity."""
+    return (~torch.isfinite(X.reshape(len(X), -1))).any(1).nonzero().flatten()
+
+
+def _check_finite_inputs(X: torch.Tensor, what: str) -> None:
+    """Refuse inputs with NaN or infinite values, naming how many examples and the first ones.
+
+    One cheap pass, a sum (NaN and ±inf survive it); only a non-finite sum, which a huge but
+    finite tensor could also give, leads to the exact element-wise search.
+    """
+    if X.is_floating_point() and not bool(torch.isfinite(X.sum())):
+        rows = _nonfinite_rows(X)
+        if len(rows) == 0:
+            return
+        raise ValueError(f"{what}: the inputs X hold NaN or infinite values in {len(rows)} of {len(X)} examples "
+                         f"(first: {rows[:5].tolist()}); fix or drop them, e.g. keep "
+                         "torch.isfinite(X).flatten(1).all(1).")
+
+
+def _check_labels(y: torch.Tensor, what: str, unlabelled_ok: bool) -> tuple[int, int]:
+    """The smallest and largest label of the whole tensor ``y``, after refusing labels below −1,
+    and −1 ("no label", :data:`kdlib.distill.UNLABELLED`) where every example needs a label."""
+    lo, hi = int(y.min()), int(y.max())
+    if lo < -1 or (lo == -1 and not unlabelled_ok):
+        n = int((y < 0).sum())
+        if lo < -1:
+            raise ValueError(f"{what}: {n} labels are negative (smallest {lo}); labels are class indices "
+                             "0, 1, ..., num_classes − 1 (−1 marks an unlabelled training example).")
+        where = ("the default criterion (cross-entropy) needs a label for every example: distil with "
+                 "criterion=kd.distill.KDCriterion(...) and teacher logits, or drop the unlabelled examples"
+                 if what == "train" else
+                 "a validation or test split needs a true label for every example: keep unlabelled "
+                 "examples in the training tensors only")
+        raise ValueError(f"{what}: {n} labels are −1 (kd.distill.UNLABELLED, 'no label'), but {where}.")
+    return lo, hi
+
+
+def _check_classes(lo: int, hi: int, classes: int) -> None:
+    if hi >= classes:
+        raise ValueError(f"Labels run from {lo} to {hi} but the model outputs {classes} classes; "
+                         "build the model with num_classes equal to the number of classes.")
 
 
 def _forward(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -109,12 +183,6 @@ def _forward(model: nn.Module, X: torch.Tensor, y: torch.Tensor | None = None) -
             want = "(batch, classes)" if y.ndim == 1 else "(batch, T, vocab) for labels of shape (batch, T)"
             raise ValueError(f"The model must return logits of shape {want}, got {tuple(out.shape)} "
                              f"for labels of shape {tuple(y.shape)}.")
-        top = int(y.max())
-        if top >= out.shape[-1] or int(y.min()) < -1:
-            raise ValueError(
-                f"Labels run from {int(y.min())} to {top} but the model outputs {out.shape[-1]} classes; "
-                "build the model with num_classes equal to the number of classes."
-            )
     return out
 
 
@@ -125,15 +193,20 @@ def _model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits of ``model`` on ``X`` in eval mode, batch by batch, without building a graph."""
-    _check_positive_int("batch_size", batch_size)
+    """Logits of ``model`` on ``X`` in eval mode, batch by batch, without building a graph.
+
+    Floating inputs are fed in the dtype of the model's weights (float64 data to a float32 model
+    as float32); uint8 inputs (raw pixels) are refused with a message saying how to convert them.
+    """
+    batch_size = _check_positive_int("batch_size", batch_size)
     if len(X) == 0:
         raise ValueError("predict() got an empty tensor (0 examples).")
+    _check_input_dtype(X, "predict()")
     was_training = model.training
     model.eval()
-    dev = _model_device(model)
+    dev, dtype = _model_device(model), _input_dtype(model, X)
     try:
-        outs = [_forward(model, xb.to(dev)) for (xb,) in batches(X, batch_size=batch_size, shuffle=False)]
+        outs = [_forward(model, xb.to(dev, dtype)) for (xb,) in batches(X, batch_size=batch_size, shuffle=False)]
     finally:
         model.train(was_training)
     return torch.cat(outs)
@@ -144,13 +217,20 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     """Mean cross-entropy ``loss`` (nats) and top-1 accuracy ``acc`` (a fraction) of ``model`` on (X, y).
 
     With sequence labels ``y`` of shape ``(N, T)`` both are over every position (lesson 8:
-    ``loss / ln 2`` is then the bits per character).
+    ``loss / ln 2`` is then the bits per character).  Every example needs a label (no −1), and
+    NaN or infinite inputs or model outputs are an error rather than a meaningless accuracy.
     """
     _check_xy(X, y, "evaluate()")
+    lo, hi = _check_labels(y, "evaluate()", unlabelled_ok=False)
     logits = predict(model, X, batch_size)
-    y = y.to(logits.device)
-    if int(y.max()) >= logits.shape[-1]:
-        raise ValueError(f"Labels reach {int(y.max())} but the model outputs {logits.shape[-1]} classes.")
+    _check_classes(lo, hi, logits.shape[-1])
+    if not bool(torch.isfinite(logits).all()):
+        _check_finite_inputs(X, "evaluate()")
+        rows = _nonfinite_rows(logits)
+        raise ValueError(f"evaluate(): the model's outputs are NaN or infinite for {len(rows)} of {len(X)} "
+                         "examples, so it has no accuracy; its weights were probably ruined by a training run "
+                         "whose loss diverged (rebuild the model and train again, e.g. with a smaller lr).")
+    y = y.to(logits.device, torch.long)
     return {"loss": float(cross_entropy(logits, (X, y))), "acc": float((logits.argmax(-1) == y).float().mean())}
 
 
@@ -175,6 +255,26 @@ def _make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.
     raise ValueError(f"Unknown optimizer {name!r}; use 'adam' (AdamW) or 'sgd' (Nesterov momentum 0.9).")
 
 
+def _check_losses(losses: list, checked: int, epoch: int, steps: int, lr: float, train: tuple) -> int:
+    """Raise ``FloatingPointError`` if a loss after the first ``checked`` steps is NaN or infinite;
+    else return how many are checked now.  One wait for the device per call, not per step."""
+    if checked == len(losses):
+        return checked
+    bad = ~torch.isfinite(torch.stack(losses[checked:]))
+    if not bool(bad.any()):
+        return len(losses)
+    step = checked + int(bad.nonzero()[0, 0])
+    extras = [f"train tensor {i} (batch[{i}], e.g. cached teacher logits) holds NaN or +inf values"
+              for i, t in enumerate(train[2:], start=2)
+              if t.is_floating_point() and bool((torch.isnan(t) | torch.isposinf(t)).any())]
+    raise FloatingPointError(
+        f"Training stopped at epoch {epoch}, step {step + 1} of {steps}: the loss is "
+        f"{float(losses[step])}, and the weights are no longer usable (rebuild the model before training "
+        "again). Likely causes: " + ("; ".join(extras) + "; or " if extras else "")
+        + "non-finite inputs (after augment, if any), or a learning rate too high for this model "
+        f"(lr={lr:g}: try 10× smaller).")
+
+
 def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None, *,
         epochs: int, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 0.0,
         optimizer: str = "adam", schedule: str | None = "cosine", criterion: Criterion | None = None,
@@ -194,11 +294,19 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     Under ``torchrun --nproc_per_node N`` it wraps the model in DistributedDataParallel (gloo on
     CPU, NCCL on CUDA), gives each rank ``batch_size // N`` examples of every global batch, and
     all ranks end with identical weights.  The model is left in eval mode, ready for inference.
+
+    The data are checked once, on whole tensors, before the first step: NaN or infinite inputs,
+    uint8 inputs and labels out of range are errors; a label of −1 (``kdlib.distill.UNLABELLED``)
+    is allowed in ``train`` only with a criterion that skips it (not the default cross-entropy),
+    and never in ``val``.  Safe conversions: integer labels become int64, floating inputs take the
+    dtype of the model's weights (float64 → float32).  Numbers may be numpy scalars.  A loss that
+    turns NaN or infinite stops the run with a ``FloatingPointError`` naming the epoch and step;
+    it is checked every :data:`CHECK_EVERY` steps and at each epoch end, never after every step.
     """
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}.")
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    lr = _check_number("lr", lr, positive=True)
+    weight_decay = _check_number("weight_decay", weight_decay, positive=False)
     if schedule not in (None, "cosine"):
         raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or None (constant lr).")
     if isinstance(train, Dataset):
@@ -208,8 +316,14 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     if len(train) < 2:
         raise ValueError("train must be a Dataset or a tuple (X, y, ...) of tensors.")
     _check_xy(train[0], train[1], "train")
+    _check_finite_inputs(train[0], "train")
+    labels = _check_labels(train[1], "train", unlabelled_ok=criterion not in (None, cross_entropy))
+    has_unlabelled = labels[0] < 0  # -1 marks unlabelled examples (few-label distillation, lesson 3)
     if val is not None:
         _check_xy(val[0], val[1], "val")
+        _check_finite_inputs(val[0], "val")
+        val_lo, val_hi = _check_labels(val[1], "val", unlabelled_ok=False)
+        labels = min(labels[0], val_lo), max(labels[1], val_hi)
 
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("The model has no trainable parameters (every one has requires_grad=False); build a "
@@ -219,9 +333,10 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     if world > 1 and dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     model.to(dev)
-    train = tuple(t.to(dev) for t in train)
+    in_dtype = _input_dtype(model, train[0])
+    train = (train[0].to(dev, in_dtype), train[1].to(dev, torch.long), *(t.to(dev) for t in train[2:]))
     if val is not None:
-        val = tuple(t.to(dev) for t in val[:2])
+        val = (val[0].to(dev, in_dtype), val[1].to(dev, torch.long))
     if world > 1:
         if batch_size % world:
             raise ValueError(f"batch_size {batch_size} must be divisible by the {world} processes.")
@@ -237,8 +352,6 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
              if schedule == "cosine" else None)
 
-    # labels of -1 mark unlabelled examples (few-label distillation, lesson 3); train_acc skips them
-    has_unlabelled = bool((train[1] < 0).any())
     history = History()
     bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=quiet or rank != 0,
                leave=True, dynamic_ncols=True)
@@ -246,13 +359,16 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             net.train()
-            loss_sum = torch.zeros((), device=dev)
+            losses, sizes, checked = [], [], 0  # per-step losses stay on the device until a check
             correct = torch.zeros((), device=dev, dtype=torch.long)
             seen = labelled = 0
             for batch in batches(*train, batch_size=local_batch, generator=generator,
                                  rank=rank, world_size=world):
                 xb = augment(batch[0]) if augment is not None else batch[0]
-                logits = _forward(net, xb, batch[1] if seen == 0 and epoch == 1 else None)
+                first = seen == 0 and epoch == 1
+                logits = _forward(net, xb, batch[1] if first else None)
+                if first:
+                    _check_classes(*labels, logits.shape[-1])
                 loss = criterion(logits, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -260,11 +376,16 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                 if sched is not None:
                     sched.step()
                 n = batch[1].numel()  # examples, or positions for sequence labels
-                loss_sum += loss.detach() * n
+                losses.append(loss.detach())
+                sizes.append(n)
+                if len(losses) - checked >= CHECK_EVERY:
+                    checked = _check_losses(losses, checked, epoch, steps_per_epoch, lr, train)
                 correct += (logits.detach().argmax(-1) == batch[1]).sum()
                 labelled += int((batch[1] >= 0).sum()) if has_unlabelled else n
                 seen += n
                 bar.update(1)
+            _check_losses(losses, checked, epoch, steps_per_epoch, lr, train)
+            loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dev)).sum()
             counts = torch.tensor([float(seen), float(max(labelled, 1))], device=dev)
             totals = torch.cat([torch.stack([loss_sum, correct.to(loss_sum.dtype)]), counts])
             if world > 1:

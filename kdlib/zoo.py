@@ -2,9 +2,14 @@
 
 A checkpoint is keyed by a name and by the configuration that produced it: change the config
 (architecture, epochs, seed, smoke size...) and a different file is used, so stale weights are
-never loaded.  Writes are atomic (temporary file in the same folder, then ``os.replace``), loads
+never loaded.  Writes are atomic (temporary file in the same folder, then ``os.replace``; a
+temporary file left by a killed save is removed by a later save once it is an hour old), loads
 use ``torch.load(weights_only=True)``, and an unreadable or corrupted file is retrained, with a
-warning, instead of crashing or half-loading.  Introduced in lesson 1 (the cached teacher).
+warning, instead of crashing or half-loading.  Each checkpoint stores a SHA-256 ``digest`` of its
+weights, checked on load, so a file whose bytes changed after saving is retrained too.
+Checkpoints saved before digests existed (no ``digest`` key) are accepted as *legacy* and given
+their digest on that load (re-saved, when the folder is writable), so nothing is retrained.
+Introduced in lesson 1 (the cached teacher).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from torch import nn
 from .data import data_dir
 
 FORMAT = 1  # bump when the checkpoint layout changes; old files are then retrained
+STALE_TMP_SECONDS = 3600  # a save's temporary file older than this was left by a killed process
 
 
 @dataclass
@@ -59,10 +65,34 @@ def checkpoint_path(name: str, config: dict) -> Path:
     return zoo_dir() / f"{name}-{config_key(config)}.pt"
 
 
+def digest(state_dict: dict) -> str:
+    """SHA-256 over a state dict's tensors, in sorted key order: name, dtype, shape, then raw bytes."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files of saves killed mid-way (an hour old: a live save is never that slow)."""
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
 def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    Stale temporary files of earlier, killed saves in the same folder are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -82,11 +112,20 @@ def _try_load(path: Path, config: dict, model: nn.Module) -> dict | None:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("config") != json.loads(json.dumps(config)):
             raise ValueError("stored config differs from the requested one")
+        legacy = "digest" not in payload
+        if not legacy and digest(payload["state_dict"]) != payload["digest"]:
+            raise ValueError("its weights do not match the SHA-256 digest saved with them: the file changed "
+                             "after it was saved")
         model.load_state_dict(payload["state_dict"])
-        return dict(payload.get("meta", {}))
     except Exception as err:  # corrupted, truncated, foreign or mismatched: retrain
         warnings.warn(f"Ignoring checkpoint {path} ({type(err).__name__}: {err}); training again.", stacklevel=3)
         return None
+    if legacy:  # saved before digests: accepted as it is, and given its digest when the folder allows
+        try:
+            save_atomic({**payload, "digest": digest(payload["state_dict"])}, path)
+        except OSError:
+            pass
+    return dict(payload.get("meta", {}))
 
 
 def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
@@ -96,8 +135,13 @@ def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
     ``build()`` makes a fresh, untrained model; ``train(model)`` trains it in place and returns
     a dict of metadata worth keeping (accuracy, seconds, energy...), which is saved with the
     weights and returned as ``Entry.meta`` on later loads.  ``retrain=True`` ignores the cache.
+    Something other than a file at the checkpoint's path (a folder, say) is an error before any
+    training, since the result could not be saved there.
     """
     path = checkpoint_path(name, config)
+    if path.exists() and not path.is_file():
+        raise FileExistsError(f"{path} exists but is not a file (a folder?), so the trained model could not be "
+                              "saved there; move or delete it and run again.")
     model = build()
     if not retrain:
         meta = _try_load(path, config, model)
@@ -110,6 +154,6 @@ def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
     # Plain JSON types only, so that weights_only=True can load them back (numpy floats -> float).
     meta = json.loads(json.dumps(meta, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_atomic({"config": config, "meta": meta, "state_dict": state}, path)
+    save_atomic({"config": config, "meta": meta, "state_dict": state, "digest": digest(state)}, path)
     model.eval()
     return Entry(model, meta, False, path)

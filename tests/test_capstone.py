@@ -63,3 +63,56 @@ def test_capstone_check(capsys):
 
     assert kd.checks.check_capstone_entry(unsolved, data) is None
     assert kd.checks.check_capstone_entry(lambda d: kd.mlp(64, (8,), 3), data) is None
+
+
+# --- hardening (issue 12): impossible scores are refused, one budget for scores and board ---
+
+@pytest.mark.parametrize("field,value,match", [
+    ("acc", float("nan"), "accuracy"), ("acc", 1.5, r"accuracy .* in \[0, 1\], got 1.5"), ("acc", -0.1, "accuracy"),
+    ("train_j", float("nan"), "training_joules"), ("train_j", float("inf"), "training_joules"),
+    ("train_j", -5.0, r"training_joules must be a finite number ≥ 0, got -5.0"),
+    ("per_1k", float("nan"), "joules_per_1k_queries"), ("teacher_j", -1.0, "teacher_joules"),
+])
+def test_impossible_figures_are_refused(field, value, match):
+    args = {"acc": 0.9, "train_j": 100.0, "per_1k": 0.1, "teacher_j": 0.0, field: value}
+    with pytest.raises(ValueError, match=f"Score 'x': {match}"):
+        _score("x", args["acc"], args["train_j"], args["per_1k"], args["teacher_j"])
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, float("nan"), float("inf")])
+def test_impossible_budgets_are_refused(budget):
+    with pytest.raises(ValueError, match="budget_wh"):
+        capstone.Leaderboard(budget_wh=budget)
+
+
+def test_a_bad_entry_cannot_scramble_the_ranking():
+    import numpy as np
+
+    board = capstone.Leaderboard()
+    board.add(_score("a", 0.90, 360.0, 0.36)).add(_score("b", np.float64(0.92), np.float32(360.0), 0.36))
+    broken = _score("c", 0.5, 360.0, 0.36)
+    broken.accuracy = float("nan")  # changed after it was made
+    with pytest.raises(ValueError, match="accuracy"):
+        board.add(broken)
+    assert [s.name for s in board.ranked()] == ["b", "a"]
+
+
+def test_scores_and_leaderboard_share_one_budget():
+    s = _score("half", 0.9, 1800.0, 1.8)  # 1.0 Wh: within the course budget
+    assert s.within_budget
+    board = capstone.Leaderboard(budget_wh=0.5).add(s)
+    (entry,) = board.ranked()
+    assert not entry.within_budget and entry.budget_wh == 0.5
+    assert "over budget" in str(board)
+
+
+def test_score_refuses_a_model_with_non_finite_outputs():
+    data = kd.load("digits", smoke=False)
+    meter = kd.energy.EnergyMeter(device="cpu")
+    with meter:
+        torch.randn(300, 300) @ torch.randn(300, 300)
+    net = kd.mlp(64, (4,), 10)
+    with torch.no_grad():
+        net[1].weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="outputs are NaN or infinite"):
+        capstone.score("nan net", net, data, meter, min_seconds=0.1)

@@ -59,3 +59,24 @@ def test_bench_smoke_run(tmp_path):
 def test_unknown_command_fails_cleanly():
     out = _run("frobnicate")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_doctor_shows_invalid_settings_as_rows():
+    import os
+
+    out = _run("doctor", env={**os.environ, "KDLIB_SMOKE": "maybe", "KDLIB_DEVICE": "tpu"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "INVALID — KDLIB_SMOKE='maybe' is not understood" in out.stdout
+    assert "INVALID — Unknown device 'tpu'" in out.stdout and "(check KDLIB_DEVICE)" in out.stdout
+    assert "fashion_mnist" in out.stdout  # the rest of the report is still there
+
+
+def test_bench_checks_its_output_path_before_running(tmp_path):
+    folder, a_file = tmp_path / "results", tmp_path / "a_file"
+    folder.mkdir()
+    a_file.write_text("")
+    for target, why in ((folder, "it is a folder"), (a_file / "bench.json", "is a file, not a folder")):
+        out = _run("bench", "--out", str(target))
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert f"cannot write the benchmark results to {target} (" in out.stderr and why in out.stderr
+        assert out.stdout == ""  # nothing was run

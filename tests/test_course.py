@@ -205,3 +205,33 @@ def test_build_makes_a_notebook_from_a_new_text_lesson(tmp_path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert (tmp_path / "lessons" / "02_new.ipynb").exists()
     assert new.read_text() == course.expected_pairs(tmp_path)["02_new.py"]
+
+
+# --- course run (issue 12): a dead kernel or a timeout is reported, and the run goes on ---
+
+def test_course_run_reports_dead_kernels_and_timeouts_and_goes_on(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    notebooks = {"01_dies": ["x = 1", "import os\nos._exit(1)", "x = 2"], "02_slow": ["import time\ntime.sleep(60)"],
+                 "03_raises": ["raise ValueError('a | b')"], "04_ok": ["x = 1"]}
+    for name, sources in notebooks.items():
+        nb = _nb(*sources)
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell("# a title"))
+        nbformat.write(nb, tmp_path / "solutions" / f"{name}.ipynb")
+    out = tmp_path / "out"
+    assert course.run(out, timeout=5, root=tmp_path) == 3
+    summary = (out / "summary.md").read_text()
+    assert "| 01_dies.ipynb |" in summary and "FAILED at cell 3 of 4: the kernel died" in summary
+    assert "FAILED at cell 2 of 2: timed out after 5 s" in summary
+    assert r"FAILED at cell 2 of 2: ValueError: a \| b |" in summary
+    assert summary.rstrip().endswith("| ok |") and "\x1b" not in summary
+    assert {p.name for p in out.glob("*.ipynb")} == {f"{n}.ipynb" for n in notebooks}
+
+
+@pytest.mark.parametrize("argv", [["course", "run", "01", "02", "--out", "D"], ["course", "run", "--out", "D", "01", "02"]])
+def test_course_run_takes_names_before_or_after_out(monkeypatch, argv):
+    from kdlib import __main__ as cli
+
+    seen = []
+    monkeypatch.setattr(course, "run", lambda out, names: seen.append((str(out), names)) or 0)
+    assert cli.main(argv) == 0
+    assert seen == [("D", ["01", "02"])]

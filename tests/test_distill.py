@@ -83,6 +83,35 @@ def test_unlabelled_rows_get_soft_term_only():
     assert float(none["hard"]) == 0.0 and torch.isfinite(none["loss"])
 
 
+def test_masked_teacher_classes_count_zero():
+    """A teacher logit of −inf (a masked class) gives the finite KD value with 0·log 0 = 0."""
+    s = torch.randn(2, 3, requires_grad=True)
+    t = torch.tensor([[0.0, -math.inf, 1.0], [2.0, 0.0, -math.inf]])
+    y = torch.tensor([0, 2])
+    soft = distill.kd_terms(s, t, y, T=2.0, alpha=1.0)["soft"]
+    want = 0.0
+    for row in range(2):
+        keep = torch.isfinite(t[row])
+        p, log_q = torch.softmax(t[row, keep] / 2, -1), torch.log_softmax(s[row].detach() / 2, -1)[keep]
+        want += 4 * float((p * (p.log() - log_q)).sum()) / 2
+    assert soft.item() == pytest.approx(want, rel=1e-5)
+    soft.backward()
+    assert torch.isfinite(s.grad).all()
+    top = distill.topk_kd_terms(s, torch.tensor([[1.0, -math.inf], [1.0, 0.0]]), torch.tensor([[2, 1], [0, 1]]), y)
+    assert torch.isfinite(top["loss"])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_teacher_logits_are_reported(bad):
+    t = torch.randn(2, 3)
+    t[1, 0] = bad
+    with pytest.raises(ValueError, match="teacher logits hold NaN or \\+inf"):
+        distill.kd_terms(torch.randn(2, 3), t, torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="reverse KL"):
+        distill.kd_terms(torch.randn(2, 3), torch.tensor([[0.0, -math.inf, 1.0]] * 2), torch.zeros(2, dtype=torch.long),
+                         direction="reverse")
+
+
 def test_teacher_is_frozen_by_construction_and_the_callers_model_is_left_alone():
     teacher = kd.mlp(4, (8,), 3, dropout=0.5)           # in train mode, trainable
     frozen = distill.freeze(teacher)

@@ -105,3 +105,126 @@ def test_bad_data_is_explained():
 def test_history_unknown_column():
     with pytest.raises(KeyError, match="no column"):
         train.History([{"epoch": 1}])["val_acc"]
+
+
+# --- hardening (issue 12): no silent wrong answers from bad data or a diverging run ---
+
+def _toy(n=600, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 8, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def test_diverging_loss_stops_with_epoch_and_step():
+    X, y = _toy()
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step \d+ of 38.*learning rate.*lr=1e\+06"):
+        kd.fit(kd.mlp(8, (16,), 3), (X, y), epochs=2, lr=1e6, optimizer="sgd", batch_size=16, quiet=True)
+
+
+def test_nan_loss_names_the_first_bad_step_and_checks_are_batched(monkeypatch):
+    X, y = _toy(n=1000)
+    calls, step = [], [0]
+    counted = train._check_losses
+    monkeypatch.setattr(train, "_check_losses", lambda *a: calls.append(1) or counted(*a))
+
+    def criterion(logits, batch):
+        step[0] += 1
+        loss = torch.nn.functional.cross_entropy(logits, batch[1])
+        return loss * float("nan") if step[0] == 107 else loss  # epoch 2, step 7
+
+    kd.fit(kd.mlp(8, (4,), 3), (X, y), epochs=1, batch_size=10, criterion=criterion, quiet=True)
+    assert len(calls) == 100 // train.CHECK_EVERY + 1  # not one per step
+    step[0] = 0
+    with pytest.raises(FloatingPointError, match="epoch 2, step 7 of 100: the loss is nan"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y), epochs=3, batch_size=10, criterion=criterion, quiet=True)
+
+
+def test_nan_extra_tensors_are_named_when_the_loss_diverges():
+    """What a GPU run shows (kd_terms only checks teacher logits on the CPU, to never stall a GPU)."""
+    X, y = _toy()
+    logits = torch.randn(len(y), 3)
+    logits[5, 1] = float("nan")
+
+    def criterion(out, batch):
+        return torch.nn.functional.cross_entropy(out, batch[1]) + 0 * batch[2].sum()
+
+    with pytest.raises(FloatingPointError, match=r"train tensor 2 \(batch\[2\], e.g. cached teacher logits\)"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y, logits), epochs=1, criterion=criterion, quiet=True)
+
+
+def test_non_finite_inputs_are_refused():
+    X, y = _toy()
+    X[[3, 400], 2] = float("nan")
+    X[7, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"train: the inputs X hold NaN or infinite values in 3 of 600 examples "
+                                         r"\(first: \[3, 7, 400\]\)"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y), epochs=1, quiet=True)
+    good, _ = _toy()
+    with pytest.raises(ValueError, match="val: the inputs X hold NaN"):
+        kd.fit(kd.mlp(8, (4,), 3), (good, y), (X, y), epochs=1, quiet=True)
+    train._check_finite_inputs(torch.full((10, 8), 3e38), "train")  # a sum that overflows is not an error
+
+
+def test_evaluate_refuses_non_finite_inputs_and_outputs():
+    X, y = _toy()
+    net = kd.mlp(8, (4,), 3)
+    bad = X.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="evaluate\\(\\): the inputs X hold NaN"):
+        kd.evaluate(net, bad, y)
+    with torch.no_grad():
+        net[-1].weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="outputs are NaN or infinite for 600 of 600 examples"):
+        kd.evaluate(net, X, y)
+
+
+def test_labels_are_checked_on_the_whole_tensor():
+    X, y = _toy()
+    y[-1] = 3  # far from the first batch
+    with pytest.raises(ValueError, match="Labels run from 0 to 3 but the model outputs 3 classes"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y), epochs=1, batch_size=10, quiet=True)
+    y[-1] = -2
+    with pytest.raises(ValueError, match="smallest -2"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y), epochs=1, quiet=True)
+
+
+def test_unlabelled_examples_need_a_criterion_that_skips_them():
+    X, y = _toy()
+    masked = y.clone()
+    masked[500:] = kd.distill.UNLABELLED
+    with pytest.raises(ValueError, match="train: 100 labels are −1 .*default criterion"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, masked), epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="val: 100 labels are −1 .*validation or test split"):
+        kd.fit(kd.mlp(8, (4,), 3), (X, y), (X, masked), epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="evaluate\\(\\): 100 labels are −1"):
+        kd.evaluate(kd.mlp(8, (4,), 3), X, masked)
+    history = kd.fit(kd.mlp(8, (4,), 3), (X, masked, torch.randn(len(y), 3)),
+                     criterion=kd.distill.KDCriterion(2.0, 0.5), epochs=1, quiet=True)  # still fine
+    assert history.last["train_loss"] > 0
+
+
+def test_dtypes_are_converted_or_explained():
+    X, y = _toy()
+    net = kd.mlp(8, (4,), 3)
+    kd.fit(net, (X.double(), y.int()), (X.double(), y.short()), epochs=1, quiet=True)  # safe conversions
+    assert 0 <= kd.evaluate(net, X.double(), y.int())["acc"] <= 1
+    assert kd.predict(net, X.double()).dtype == torch.float32
+    pixels = (X.abs() * 50).to(torch.uint8)
+    with pytest.raises(ValueError, match=r"inputs X are torch.uint8 \(raw pixels 0–255\?\).*X.float\(\) / 255"):
+        kd.fit(kd.mlp(8, (4,), 3), (pixels, y), epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="uint8"):
+        kd.predict(net, pixels)
+
+
+def test_numpy_scalars_are_numbers():
+    import numpy as np
+
+    X, y = _toy()
+    sweep = np.array([2.0, 4.0])
+    history = kd.fit(kd.mlp(8, (np.int64(4),), np.int64(3)), (X, y, torch.randn(len(y), 3)),
+                     epochs=np.int64(2), lr=np.float32(1e-3), batch_size=np.int64(64),
+                     weight_decay=np.float64(0.0), seed=np.int64(1),
+                     criterion=kd.distill.KDCriterion(T=sweep[1], alpha=np.float32(0.5)), quiet=True)
+    assert len(history) == 2
+    assert kd.predict(kd.mlp(8, (4,), 3), X, batch_size=np.int64(100)).shape == (600, 3)
+    assert len(list(kd.data.batches(X, batch_size=np.int32(100)))) == 6
+    assert kd.distill.softmax_t(torch.zeros(2, 3), sweep[0]).shape == (2, 3)

@@ -82,3 +82,52 @@ def test_bad_name_and_config(data_home):
         zoo.checkpoint_path("../escape", {})
     with pytest.raises(TypeError, match="JSON"):
         zoo.checkpoint_path("ok", {"f": object()})
+
+
+# --- hardening (issue 12): changed bytes, legacy files, folders in the way, leftover temporaries ---
+
+def test_a_flipped_byte_in_the_weights_retrains(data_home):
+    calls = []
+    entry = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    blob = bytearray(entry.path.read_bytes())
+    at = blob.index(b"\x00\x00\x00\x3f")  # the first weight, 0.5 as float32 little-endian
+    blob[at + 3] = 0x3E  # now 0.125: a valid file whose weights changed
+    entry.path.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="do not match the SHA-256 digest saved with them"):
+        again = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    assert calls == [1, 1] and not again.cached
+    assert all(torch.all(p == 0.5) for p in again.model.parameters())
+
+
+def test_legacy_checkpoint_without_digest_loads_and_gains_one(data_home, recwarn):
+    calls = []
+    entry = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    payload = torch.load(entry.path, weights_only=True)
+    del payload["digest"]  # as saved before digests existed
+    torch.save(payload, entry.path)
+    again = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    assert again.cached and calls == [1] and not recwarn.list
+    assert torch.load(entry.path, weights_only=True)["digest"] == zoo.digest(again.model.state_dict())
+
+
+def test_a_folder_at_the_checkpoint_path_fails_before_training(data_home):
+    calls = []
+    zoo.checkpoint_path("tiny", {"e": 1}).mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="exists but is not a file"):
+        zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    assert calls == []
+
+
+def test_temporaries_of_killed_saves_do_not_accumulate(data_home):
+    import os
+    import time
+
+    folder = data_home / "zoo"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".tiny-0.pt.abc.tmp", folder / ".tiny-0.pt.def.tmp"  # a killed save; one in progress
+    for tmp in (old, fresh):
+        tmp.write_bytes(b"half")
+    past = time.time() - 2 * zoo.STALE_TMP_SECONDS
+    os.utime(old, (past, past))
+    zoo.load_or_train("tiny", {"e": 1}, build, _trainer([]))
+    assert not old.exists() and fresh.exists()
