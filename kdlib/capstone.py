@@ -22,6 +22,7 @@ from .energy import EnergyMeter, energy_per_query
 from .models import count_params
 from .tables import Table
 from .train import evaluate
+from .validate import finite_number
 
 #: Lifecycle energy budget of the capstone, in watt-hours: training (+ any teacher) + 1M queries.
 BUDGET_WH = 1.0
@@ -89,8 +90,7 @@ def score(name: str, model: nn.Module, data: Dataset, meter: EnergyMeter, teache
     if not isinstance(meter, EnergyMeter) or meter.joules <= 0:
         raise ValueError("score() needs the EnergyMeter that measured the training, used as "
                          "`with meter: ...` around it, so the training energy is known.")
-    if teacher_joules < 0:
-        raise ValueError("teacher_joules cannot be negative.")
+    teacher_joules = finite_number(teacher_joules, "teacher_joules", hint=" It is the teacher's training energy in joules, e.g. entry.meta[\"energy_joules\"].")
     model = model.eval()
     acc = evaluate(model, *data.test)["acc"]
     cpu_model = model.cpu()

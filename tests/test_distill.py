@@ -199,11 +199,11 @@ def test_other_checks_accept_the_reference(capsys):
 
 
 def test_energy_checks(capsys):
-    from kdlib import energy
+    from kdlib import ledger
 
     assert checks.check_cpu_estimate(lambda s, n, w: s / n * w) is True
     assert checks.check_cpu_estimate(lambda s, n, w: s * w) is False
-    assert checks.check_break_even(energy.break_even) is True
+    assert checks.check_break_even(ledger.break_even) is True
     assert checks.check_break_even(lambda ua, qa, ub, qb: (ua - ub) / (qb - qa)) is False
     assert "Hint" in capsys.readouterr().out
 

@@ -471,8 +471,6 @@ def test_rapl_counter_without_a_number(tmp_path):
     assert energy.make_backend("auto", rapl_root=root).name == "estimate"
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="capstone.score validates teacher_joules in the issue-12 "
-                   "hardening branch (capstone.py is not edited here); drop this marker when it lands")
 def test_capstone_teacher_joules_given_a_string_is_a_clear_error():
     data = kd.load("digits", smoke=False)
     meter = energy.EnergyMeter(backend="estimate", device="cpu")
