@@ -1,7 +1,8 @@
 """Exercise checks: tell a learner whether their answer is right without showing the answer.
 
 Each ``check_*`` calls the learner's function on small hand-made inputs and compares with kdlib's
-reference.  Right: it prints "✓ name: correct." and returns True.  Wrong, or not done yet (the
+reference.  Right: it prints "✓ name: correct." and returns None (a check cell shows no value:
+nbgrader would read a value as partial credit).  Wrong, or not done yet (the
 function still raises ``NotImplementedError``): it **raises** :class:`CheckFailed` (an
 ``AssertionError``), whose message is the friendly line — "✗ name: not yet. Hint: …" or
 "… name: not done yet — the lesson continues with …".  So the check cell fails, which is what
@@ -43,11 +44,10 @@ def _not_done(name: str, fallback: str):
     raise NotDoneYet(f"… {name}: not done yet — the lesson continues with {fallback}.")
 
 
-def _verdict(name: str, ok: bool, hint: str) -> bool:
+def _verdict(name: str, ok: bool, hint: str) -> None:
     if not ok:
         raise CheckFailed(f"✗ {name}: not yet. Hint: {hint}")
     print(f"✓ {name}: correct.")
-    return True
 
 
 def reference(name: str):
@@ -61,7 +61,7 @@ def reference(name: str):
     return references[name]
 
 
-def check_matmul_flops(fn) -> bool:
+def check_matmul_flops(fn) -> None:
     """Lesson 0: ``fn(n, m, k)`` = FLOPs of an (n×m) @ (m×k) product."""
     done, _ = _attempt(fn, 2, 3, 4)
     if not done:
@@ -72,7 +72,7 @@ def check_matmul_flops(fn) -> bool:
                     "count a multiply and an add separately.")
 
 
-def check_queries_to_match(fn) -> bool:
+def check_queries_to_match(fn) -> None:
     """Lesson 0: ``fn(training_mwh, wh_per_query)`` = queries whose energy equals the training energy."""
     done, _ = _attempt(fn, 1.0, 1.0)
     if not done:
@@ -82,7 +82,7 @@ def check_queries_to_match(fn) -> bool:
     return _verdict("queries_to_match", ok, "convert both sides to the same unit first: 1 MWh = 1,000,000 Wh.")
 
 
-def check_conv_params(fn) -> bool:
+def check_conv_params(fn) -> None:
     """Lesson 1: ``fn(c_in, c_out, k)`` = parameters of ``nn.Conv2d(c_in, c_out, k)`` with bias."""
     done, _ = _attempt(fn, 1, 1, 1)
     if not done:
@@ -93,7 +93,7 @@ def check_conv_params(fn) -> bool:
     return _verdict("conv_params", ok, "every output channel has one k×k filter per input channel, plus one bias.")
 
 
-def check_softmax_t(fn) -> bool:
+def check_softmax_t(fn) -> None:
     """Lesson 2: ``fn(logits, T)`` = temperature softmax over the last dimension."""
     from .distill import softmax_t
 
@@ -109,7 +109,7 @@ def check_softmax_t(fn) -> bool:
                     "for large logits (torch.softmax already is).")
 
 
-def check_kd_loss(fn) -> bool:
+def check_kd_loss(fn) -> None:
     """Lesson 3: ``fn(student_logits, teacher_logits, labels, T, alpha)`` = the Hinton KD loss."""
     from .distill import kd_loss
 
@@ -136,7 +136,7 @@ def check_kd_loss(fn) -> bool:
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
-def check_topk_kd_loss(fn) -> bool:
+def check_topk_kd_loss(fn) -> None:
     """Lesson 8: ``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
 
     The reference is :func:`kdlib.distill.topk_kd_terms` (``alpha = 1``): the teacher's top-k
@@ -167,7 +167,7 @@ def check_topk_kd_loss(fn) -> bool:
     return _verdict("topk_kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
-def check_witten_bell(fn) -> bool:
+def check_witten_bell(fn) -> None:
     """Lesson 9: ``fn(counts, lower)`` = the interpolated Witten–Bell bigram table ``P[a, b]``.
 
     ``counts[a, b]`` is how often b followed a; ``lower`` the (already smoothed) unigram
@@ -199,7 +199,7 @@ def check_witten_bell(fn) -> bool:
                     "c(a) = Σ_b c(a,b) and N1+(a·) = how many different b followed a.")
 
 
-def check_cpu_estimate(fn) -> bool:
+def check_cpu_estimate(fn) -> None:
     """Lesson 4: ``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules."""
     done, _ = _attempt(fn, 1.0, 1, 1.0)
     if not done:
@@ -210,7 +210,7 @@ def check_cpu_estimate(fn) -> bool:
                     "whole package could give; a watt is a joule per second.")
 
 
-def check_break_even(fn) -> bool:
+def check_break_even(fn) -> None:
     """Lesson 4: ``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's."""
     from .energy import break_even
 
@@ -226,7 +226,7 @@ def check_break_even(fn) -> bool:
                     "if A's per-query cost is not lower it never catches up (math.inf).")
 
 
-def check_separable_flops(fn) -> bool:
+def check_separable_flops(fn) -> None:
     """Lesson 5: ``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map."""
     from .models import SeparableConv2d, flops_per_example
 
@@ -241,7 +241,7 @@ def check_separable_flops(fn) -> bool:
                     "at every output pixel (padding keeps h×w).")
 
 
-def check_separable_block(fn) -> bool:
+def check_separable_block(fn) -> None:
     """Lesson 5: ``fn(c_in, c_out)`` returns a depthwise-separable 3×3 conv module (no biases)."""
     done, block = _attempt(fn, 4, 8)
     if not done:
@@ -256,7 +256,7 @@ def check_separable_block(fn) -> bool:
                     "1×1 conv, both without bias; the output keeps the spatial size.")
 
 
-def check_contrast(fn) -> bool:
+def check_contrast(fn) -> None:
     """Lesson 6: ``fn(images, factor)`` = contrast change of [0, 1] images, shape (N, 1, H, W)."""
     from torchvision.transforms.v2 import functional as TF
 
