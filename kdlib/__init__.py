@@ -23,7 +23,8 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction
 ``capstone``   scoring and the leaderboard of the lesson 7 assignment
-``course``     lessons generated from solutions; the full-size course run
+``course``     lessons generated from solutions (with nbgrader's metadata); the full-size course run
+``book``       the course as a static HTML site (Jupyter Book), from the executed notebooks
 =============  =====================================================================
 
 ``import kdlib`` loads only the core (torch, numpy, tqdm); every other module is imported the first
@@ -48,7 +49,7 @@ __version__ = "0.1.0"
 #: Submodules imported on first use (``kd.plots``, ``kd.checks``...), so that ``import kdlib`` does not
 #: load matplotlib, ipywidgets, torchvision or the course tooling (nbformat, nbclient) before they are needed.
 LAZY_SUBMODULES = (
-    "augment", "bench", "capstone", "checks", "compress", "course", "distill", "energy", "lm", "perf", "plots",
+    "augment", "bench", "book", "capstone", "checks", "compress", "course", "distill", "energy", "lm", "perf", "plots",
     "recipes", "shift", "tables", "teacherfree", "widgets",
 )
 
