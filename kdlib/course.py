@@ -9,11 +9,12 @@ exercise regions marked in its code cells::
         ### END SOLUTION
 
 :func:`make_lesson` turns it into the student copy in ``lessons/``: each region becomes
-``raise NotImplementedError(...)`` under a ``# YOUR CODE HERE`` line, at the same indentation.
+``raise NotImplementedError()`` under a ``# YOUR CODE HERE`` line, at the same indentation.
 A region at the top level of a cell (not inside a function) makes that cell raise, so the cell
-is tagged ``raises-exception`` for nbval; a region inside a function raises only when called,
-and the exercise checks (:mod:`kdlib.checks`) report that as "not done yet" and let the lesson
-continue with kdlib's reference implementation.  ``tests/test_course.py`` fails when
+is tagged ``raises-exception`` for nbval and JupyterLab's *Run All*; a region inside a function
+raises only when called, and the exercise's check cell (:mod:`kdlib.checks`) reports that as
+"not done yet" by raising, tagged the same way, so the lesson continues with kdlib's reference
+implementation.  ``tests/test_course.py`` fails when
 ``lessons/`` is not exactly what the generator makes of ``solutions/``.
 
 The solutions are also nbgrader's source notebooks, so an instructor can release and autograde

@@ -118,6 +118,20 @@ def test_setup_cell_is_a_no_op_where_kdlib_and_the_data_are(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_ensure_fetches_only_what_is_missing(data_home, monkeypatch, capsys):
+    from kdlib import data
+
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", data_home / "no-debian")
+    fetched = []
+    monkeypatch.setattr(data, "download_fashion_mnist", lambda: fetched.append(1) or data_home / "fashion-mnist")
+    data.ensure("digits", "mnist1d")
+    assert fetched == [] and capsys.readouterr().out == ""
+    data.ensure("fashion_mnist")
+    assert fetched == [1] and "downloading it with torchvision" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        data.ensure("imagenet")
+
+
 def test_setup_cell_without_kdlib_says_how_to_install_it(tmp_path):
     import subprocess
     import sys
