@@ -161,7 +161,7 @@ def setup_cell(datasets=()) -> str:
     fetches the lesson's data sets when they are absent (:func:`kdlib.data.ensure`).  In the
     repository both are already there and it does nothing.
     """
-    ensure = f"\nkdlib.data.ensure({', '.join(repr(d) for d in datasets)})" if datasets else ""
+    ensure = f"\nkdlib.data.ensure({', '.join(f'{d!r}'.replace(chr(39), chr(34)) for d in datasets)})" if datasets else ""
     return f"""\
 # Setup: lets this notebook run where only the notebook was copied (a fresh virtualenv, JupyterHub, Colab);
 # in the course repository it does nothing. kdlib is not on PyPI: where it is missing, set KDLIB_WHEEL to a
@@ -173,7 +173,7 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("kdlib") is None:
-    KDLIB_WHEEL = os.environ.get("KDLIB_WHEEL", "")
+    KDLIB_WHEEL = os.environ.get("KDLIB_WHEEL", "")  # or write the wheel's path or URL here, in quotes
     if not KDLIB_WHEEL:
         raise ModuleNotFoundError(
             "kdlib is not installed here. Set KDLIB_WHEEL to a kdlib wheel (made in the course repository "

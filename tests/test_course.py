@@ -105,7 +105,7 @@ def test_every_lesson_starts_with_its_setup_cell():
         assert [cells[0].id, cells[1].id] == [course.BANNER_ID, course.SETUP_ID], path.name
         assert "KDLIB_WHEEL" in cells[1].source and "find_spec(\"kdlib\")" in cells[1].source
     lesson8 = nbformat.read(ROOT / "lessons" / "08_language_model_from_a_giant.ipynb", as_version=4)
-    assert lesson8.cells[1].source.endswith("kdlib.data.ensure('shakespeare')")
+    assert lesson8.cells[1].source.endswith('kdlib.data.ensure("shakespeare")')
 
 
 def test_setup_cell_is_a_no_op_where_kdlib_and_the_data_are(capsys):
