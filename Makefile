@@ -2,6 +2,7 @@
 #   make lab     set up, get the data, open the lessons in JupyterLab
 #   make test    set up, get the data, run every test (kdlib units + every notebook in smoke size)
 #   make course  set up, get the data, run every solution notebook at full size into build/course/
+#   make book    the course as a static HTML site in build/book/ (from make course's notebooks, else smoke size)
 #   make lessons regenerate each solution's paired .py and lessons/ from solutions/*.ipynb
 #   make lint    ruff over kdlib/, tests/ and every notebook (make test runs it too)
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= chromium
 
-.PHONY: setup data browser lab test course lessons lint bench doctor clean
+.PHONY: setup data browser lab test course book lessons lint bench doctor clean
 
 setup: $(STAMP)
 
@@ -49,6 +50,9 @@ test: data browser
 
 course: data
 	$(PY) -m kdlib course run --out build/course
+
+book: data
+	$(PY) -m kdlib book
 
 lessons: setup
 	$(PY) -m kdlib course build

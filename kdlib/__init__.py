@@ -26,10 +26,19 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction
 ``capstone``   scoring and the leaderboard of the lesson 7 assignment
-``course``     lessons generated from solutions; the full-size course run
+``course``     lessons generated from solutions (with nbgrader's metadata); the full-size course run
+``book``       the course as a static HTML site (Jupyter Book), from the executed notebooks
 =============  =====================================================================
+
+``import kdlib`` loads only the core (torch, numpy, tqdm); every other module is imported the first
+time it is used, e.g. ``kd.plots``, so plotting, widgets, torchvision and the course tooling cost
+nothing until a lesson asks for them.
 """
-from . import augment, capstone, checks, compress, course, distill, energy, grid, ledger, lm, perf, plots, recipes, shift, tables, teacherfree, text, widgets
+from __future__ import annotations
+
+import importlib
+
+# The core, imported with kdlib (torch, numpy and tqdm only): data, models, training, the zoo.
 from .data import Dataset, batches, load
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
@@ -40,9 +49,30 @@ from .zoo import load_or_train
 
 __version__ = "0.1.0"
 
+#: Submodules imported on first use (``kd.plots``, ``kd.checks``...), so that ``import kdlib`` does not
+#: load matplotlib, ipywidgets, torchvision or the course tooling (nbformat, nbclient) before they are needed.
+LAZY_SUBMODULES = (
+    "augment", "bench", "book", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm",
+    "perf", "plots", "recipes", "shift", "tables", "teacherfree", "validate", "widgets",
+)
+
+
+def __getattr__(name: str):
+    """Import a lazy submodule the first time ``kdlib.<name>`` is used (PEP 562)."""
+    if name in LAZY_SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'kdlib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(LAZY_SUBMODULES))
+
+
 __all__ = [
-    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree",
-    "text", "widgets",
+    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm", "perf", "plots",
+    "recipes", "shift", "tables", "teacherfree", "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

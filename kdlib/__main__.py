@@ -1,4 +1,4 @@
-"""kdlib's command line: ``python -m kdlib doctor | data fetch | data verify | course build | course run | bench``."""
+"""kdlib's command line: ``python -m kdlib doctor | data fetch | data verify | course build | course run | book | bench``."""
 from __future__ import annotations
 
 import argparse
@@ -166,11 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     course_p.add_argument("action", choices=["build", "run"])
     course_p.add_argument("--out", type=Path, default=Path("build") / "course", help="folder for executed notebooks")
     course_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
+    book_p = sub.add_parser("book", help="the course as a static HTML site (Jupyter Book) in build/book/, from "
+                                         "build/course/ when `make course` made it, else from smoke-size runs")
+    book_p.add_argument("--source", type=Path, default=None, help="folder of executed notebooks with summary.md")
+    book_p.add_argument("--out", type=Path, default=Path("build") / "book", help="where the site goes")
+    book_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
     args, extra = parser.parse_known_args(argv)
-    if args.command == "course" and not any(e.startswith("-") for e in extra):
+    if args.command in ("course", "book") and not any(e.startswith("-") for e in extra):
         args.names += extra  # names given after --out DIR, as well as before it
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "book":
+        from . import book
+
+        book.build(args.out.resolve(), args.source.resolve() if args.source else None, args.names or None)
+        return 0
     if args.command == "doctor":
         return doctor()
     if args.command == "data":

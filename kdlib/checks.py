@@ -1,15 +1,36 @@
 """Exercise checks: tell a learner whether their answer is right without showing the answer.
 
-Each ``check_*`` calls the learner's function on small hand-made inputs, compares with kdlib's
-reference, and prints one line: ✓, ✗ with a hint, or "not done yet" when the function still
-raises ``NotImplementedError`` (the lesson then carries on with kdlib's version).  It returns
-True, False or None accordingly, so a lesson can also ``assert`` it.
+Each ``check_*`` calls the learner's function on small hand-made inputs and compares with kdlib's
+reference.  Right: it prints "✓ name: correct." and returns None (a check cell shows no value:
+nbgrader would read a value as partial credit).  Wrong, or not done yet (the
+function still raises ``NotImplementedError``): it **raises** :class:`CheckFailed` (an
+``AssertionError``), whose message is the friendly line — "✗ name: not yet. Hint: …" or
+"… name: not done yet — the lesson continues with …".  So the check cell fails, which is what
+nbgrader's autograder needs to give the exercise zero points, while in a notebook the learner sees
+only that line, not a traceback (IPython shows :meth:`CheckFailed._render_traceback_`).  In
+``lessons/`` the check cells are tagged ``raises-exception``, so "Run All" carries on past them and
+the lesson continues with kdlib's reference implementation.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+
+class CheckFailed(AssertionError):
+    """An exercise check did not pass: the answer is wrong (the message has a hint) or not done yet.
+
+    An ``AssertionError``, so a check cell fails under nbgrader and pytest; in IPython and Jupyter
+    only the friendly message is shown, not a traceback into kdlib.
+    """
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for a custom traceback display
+        return [str(self)]
+
+
+class NotDoneYet(CheckFailed):
+    """The exercise still raises ``NotImplementedError``."""
 
 
 def _attempt(fn, *args, **kwargs):
@@ -19,17 +40,30 @@ def _attempt(fn, *args, **kwargs):
         return False, None
 
 
-def _not_done(name: str, fallback: str) -> None:
-    print(f"… {name}: not done yet — the lesson continues with {fallback}.")
-    return None
+def _not_done(name: str, fallback: str):
+    raise NotDoneYet(f"… {name}: not done yet — the lesson continues with {fallback}.")
 
 
-def _verdict(name: str, ok: bool, hint: str) -> bool:
-    print(f"✓ {name}: correct." if ok else f"✗ {name}: not yet. Hint: {hint}")
-    return ok
+def _verdict(name: str, ok: bool, hint: str) -> None:
+    if not ok:
+        raise CheckFailed(f"✗ {name}: not yet. Hint: {hint}")
+    print(f"✓ {name}: correct.")
 
 
-def check_matmul_flops(fn) -> bool | None:
+def reference(name: str):
+    """kdlib's own version of an exercise function, for a lesson to carry on with.
+
+    A lesson never shows an exercise's answer, not even in a fallback cell: it asks for this instead.
+
+    Introduced in lesson 0.
+    """
+    references = {"queries_to_match": lambda training_mwh, wh_per_query: training_mwh * 1e6 / wh_per_query}
+    if name not in references:
+        raise KeyError(f"no reference for {name!r}; kdlib has one for: {', '.join(references)}")
+    return references[name]
+
+
+def check_matmul_flops(fn) -> None:
     """``fn(n, m, k)`` = FLOPs of an (n×m) @ (m×k) product.
 
     Introduced in lesson 0.
@@ -43,7 +77,7 @@ def check_matmul_flops(fn) -> bool | None:
                     "count a multiply and an add separately.")
 
 
-def check_queries_to_match(fn) -> bool | None:
+def check_queries_to_match(fn) -> None:
     """``fn(training_mwh, wh_per_query)`` = queries whose energy equals the training energy.
 
     Introduced in lesson 0.
@@ -56,7 +90,7 @@ def check_queries_to_match(fn) -> bool | None:
     return _verdict("queries_to_match", ok, "convert both sides to the same unit first: 1 MWh = 1,000,000 Wh.")
 
 
-def check_conv_params(fn) -> bool | None:
+def check_conv_params(fn) -> None:
     """``fn(c_in, c_out, k)`` = parameters of ``nn.Conv2d(c_in, c_out, k)`` with bias.
 
     Introduced in lesson 1.
@@ -70,7 +104,7 @@ def check_conv_params(fn) -> bool | None:
     return _verdict("conv_params", ok, "every output channel has one k×k filter per input channel, plus one bias.")
 
 
-def check_softmax_t(fn) -> bool | None:
+def check_softmax_t(fn) -> None:
     """``fn(logits, T)`` = temperature softmax over the last dimension.
 
     Introduced in lesson 2.
@@ -89,7 +123,7 @@ def check_softmax_t(fn) -> bool | None:
                     "for large logits (torch.softmax already is).")
 
 
-def check_kd_loss(fn) -> bool | None:
+def check_kd_loss(fn) -> None:
     """``fn(student_logits, teacher_logits, labels, T, alpha)`` = the Hinton KD loss.
 
     Introduced in lesson 3.
@@ -119,7 +153,7 @@ def check_kd_loss(fn) -> bool | None:
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
-def check_topk_kd_loss(fn) -> bool | None:
+def check_topk_kd_loss(fn) -> None:
     """``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
 
     The reference is :func:`kdlib.distill.topk_kd_terms` (``alpha = 1``): the teacher's top-k
@@ -152,7 +186,7 @@ def check_topk_kd_loss(fn) -> bool | None:
     return _verdict("topk_kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
-def check_witten_bell(fn) -> bool | None:
+def check_witten_bell(fn) -> None:
     """``fn(counts, lower)`` = the interpolated Witten–Bell bigram table ``P[a, b]``.
 
     ``counts[a, b]`` is how often b followed a; ``lower`` the (already smoothed) unigram
@@ -186,7 +220,7 @@ def check_witten_bell(fn) -> bool | None:
                     "c(a) = Σ_b c(a,b) and N1+(a·) = how many different b followed a.")
 
 
-def check_cpu_estimate(fn) -> bool | None:
+def check_cpu_estimate(fn) -> None:
     """``fn(cpu_seconds, logical_cpus, watts)`` = the estimate meter's joules.
 
     Introduced in lesson 4.
@@ -200,7 +234,7 @@ def check_cpu_estimate(fn) -> bool | None:
                     "whole package could give; a watt is a joule per second.")
 
 
-def check_break_even(fn) -> bool | None:
+def check_break_even(fn) -> None:
     """``fn(upfront_a, per_query_a, upfront_b, per_query_b)`` = queries where A's total drops below B's.
 
     Introduced in lesson 4.
@@ -219,7 +253,7 @@ def check_break_even(fn) -> bool | None:
                     "if A's per-query cost is not lower it never catches up (math.inf).")
 
 
-def check_separable_flops(fn) -> bool | None:
+def check_separable_flops(fn) -> None:
     """``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map.
 
     Introduced in lesson 5.
@@ -237,7 +271,7 @@ def check_separable_flops(fn) -> bool | None:
                     "at every output pixel (padding keeps h×w).")
 
 
-def check_separable_block(fn) -> bool | None:
+def check_separable_block(fn) -> None:
     """``fn(c_in, c_out)`` returns a depthwise-separable 3×3 conv module (no biases).
 
     Introduced in lesson 5.
@@ -248,14 +282,14 @@ def check_separable_block(fn) -> bool | None:
     try:
         out = block(torch.zeros(2, 4, 10, 10))
     except Exception as err:  # noqa: BLE001 - any failure is the learner's to fix
-        return _verdict("separable_block", False, f"the block fails on a (2, 4, 10, 10) input: {err}")
+        raise CheckFailed(f"✗ separable_block: not yet. Hint: the block fails on a (2, 4, 10, 10) input: {err}") from None
     params = sum(p.numel() for p in block.parameters())
     ok = tuple(out.shape) == (2, 8, 10, 10) and params == 9 * 4 + 4 * 8
     return _verdict("separable_block", ok, "a depthwise 3×3 conv (groups = c_in, padding 1) then a pointwise "
                     "1×1 conv, both without bias; the output keeps the spatial size.")
 
 
-def check_contrast(fn) -> bool | None:
+def check_contrast(fn) -> None:
     """``fn(images, factor)`` = contrast change of [0, 1] images, shape (N, 1, H, W).
 
     Introduced in lesson 6.
@@ -275,7 +309,8 @@ def check_contrast(fn) -> bool | None:
 
 def check_capstone_entry(fn, data):
     """Run ``fn(data)`` — the learner's training code — inside an EnergyMeter and check
-    that it returns a model giving 10 class scores per image.  Returns ``(model, meter)`` or None.
+    that it returns a model giving 10 class scores per image.  Returns ``(model, meter)``; raises
+    :class:`CheckFailed` when the entry is not written yet or its model does not work.
 
     Introduced in lesson 7.
     """
@@ -286,16 +321,15 @@ def check_capstone_entry(fn, data):
         with meter:
             model = fn(data)
     except NotImplementedError:
-        return _not_done("capstone entry", "the baselines only")
+        _not_done("capstone entry", "the baselines only")
     try:
         with torch.no_grad():
             out = model.eval()(data.X_val[:4])
-        ok = tuple(out.shape) == (4, 10)
     except Exception as err:  # noqa: BLE001 - report any failure to the learner
-        return _verdict("capstone entry", False, f"the returned model fails on validation images: {err}") and None
-    if not ok:
-        _verdict("capstone entry", False, f"the model must return (batch, 10) class scores, got {tuple(out.shape)}.")
-        return None
+        raise CheckFailed(f"✗ capstone entry: not yet. Hint: the returned model fails on validation images: {err}") from None
+    if tuple(out.shape) != (4, 10):
+        raise CheckFailed(f"✗ capstone entry: not yet. Hint: the model must return (batch, 10) class scores, "
+                          f"got {tuple(out.shape)}.")
     print(f"✓ capstone entry: a working model, trained in {meter.seconds:.0f} s using {meter.joules / 3600:.3f} Wh "
           f"({meter.source.split(':')[0]}).")
     return model, meter

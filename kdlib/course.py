@@ -9,12 +9,25 @@ exercise regions marked in its code cells::
         ### END SOLUTION
 
 :func:`make_lesson` turns it into the student copy in ``lessons/``: each region becomes
-``raise NotImplementedError(...)`` under a ``# YOUR CODE HERE`` line, at the same indentation.
+``raise NotImplementedError()`` under a ``# YOUR CODE HERE`` line, at the same indentation.
 A region at the top level of a cell (not inside a function) makes that cell raise, so the cell
-is tagged ``raises-exception`` for nbval; a region inside a function raises only when called,
-and the exercise checks (:mod:`kdlib.checks`) report that as "not done yet" and let the lesson
-continue with kdlib's reference implementation.  ``tests/test_course.py`` fails when
+is tagged ``raises-exception`` for nbval and JupyterLab's *Run All*; a region inside a function
+raises only when called, and the exercise's check cell (:mod:`kdlib.checks`) reports that as
+"not done yet" by raising, tagged the same way, so the lesson continues with kdlib's reference
+implementation.  ``tests/test_course.py`` fails when
 ``lessons/`` is not exactly what the generator makes of ``solutions/``.
+
+The solutions are also nbgrader's source notebooks, so an instructor can release and autograde
+them with nbgrader itself (README, "For instructors").  :func:`grade_cells` makes that so on every
+:func:`build`: an exercise cell's check call (``kd.checks.check_x(...)`` after the solution region)
+is moved into a cell of its own, the exercise cell gets nbgrader's *autograded answer* metadata
+(``solution``, ``grade_id = "x"``) and the check cell nbgrader's *autograder test* metadata
+(``grade``, ``locked``, 1 point, ``grade_id = "check_x"``).  A check raises when the answer is wrong
+or missing (:mod:`kdlib.checks`), which is how nbgrader scores the cell 0; the lessons tag those
+cells ``raises-exception``.  The stub is nbgrader's own (``raise NotImplementedError()``), so
+``nbgrader generate_assignment`` and :func:`make_lesson` write the same code cells; a lesson adds
+only the banner and a setup cell (:func:`setup_cell`) that installs kdlib and fetches the data where
+only the notebook was copied.
 
 Each solution notebook is also kept as paired plain text, ``solutions/NN_name.py`` in jupytext's
 percent format (``# %%`` cell markers), which reviewers diff and ruff lints.  The ``.ipynb`` is
@@ -32,13 +45,27 @@ import time
 from pathlib import Path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+#: What replaces a solution region in a lesson: nbgrader's default stub for Python, so that
+#: ``nbgrader generate_assignment`` and :func:`make_lesson` write the same code.
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 RESULTS_ENV = "KDLIB_RESULTS"
 BANNER_ID = "generated-banner"
+SETUP_ID = "generated-setup"
 PAIR_FORMAT = "py:percent"
 # Notebook metadata that pairs a solution with its text file.  The filter keeps jupytext's own
-# version out of the text header, so a different jupytext release does not rewrite every pair.
+# version out of the text header, so a different jupytext release does not rewrite every pair;
+# nbgrader's cell metadata stays out of the .py too (build() derives it from the code).
 PAIRING = {"formats": "ipynb,py:percent",
-           "notebook_metadata_filter": "-jupytext.text_representation.jupytext_version"}
+           "notebook_metadata_filter": "-jupytext.text_representation.jupytext_version",
+           "cell_metadata_filter": "-nbgrader"}
+#: nbgrader's cell-metadata schema version written by :func:`grade_cells`.
+NBGRADER_SCHEMA = 3
+#: Points for each exercise's check cell.
+POINTS = 1
+# A check call at the top level of a cell: ``kd.checks.check_x(...)`` or ``name = kd.checks.check_x(...)``.
+_CHECK = re.compile(r"^(?:[\w, ]+=\s*)?kd\.checks\.(check_\w+)\(", re.M)
+# The stored data sets a lesson loads, for its setup cell.
+_LOADS = re.compile(r"""kd\.load\(\s*["'](fashion_mnist|shakespeare)["']""")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +80,7 @@ def _strip_region(source: str, where: str) -> tuple[str, bool]:
                 raise ValueError(f"{where}: nested '{BEGIN}'.")
             inside, indent = True, line[: len(line) - len(line.lstrip())]
             top_level |= indent == ""
-            out += [f"{indent}# YOUR CODE HERE", f'{indent}raise NotImplementedError("Exercise: your code goes here")']
+            out += [indent + stub for stub in STUB]
         elif stripped == END:
             if not inside:
                 raise ValueError(f"{where}: '{END}' without '{BEGIN}'.")
@@ -65,13 +92,116 @@ def _strip_region(source: str, where: str) -> tuple[str, bool]:
     return "\n".join(out), top_level
 
 
+def _split_check(cell):
+    """Cut an exercise cell's trailing top-level code (its check call) into a new cell; None if there is none."""
+    import nbformat
+
+    lines = cell.source.split("\n")
+    last_end = max(i for i, line in enumerate(lines) if line.strip() == END)
+    tail = [i for i in range(last_end + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()]
+    if not tail:
+        return None
+    head, rest = "\n".join(lines[: tail[0]]).rstrip(), "\n".join(lines[tail[0]:]).strip("\n")
+    if not _CHECK.search(rest):
+        return None  # not a check: the code stays where it is
+    cell.source = head
+    check = nbformat.v4.new_code_cell(rest)
+    check.id = f"{cell.id}-check"[:64] if cell.get("id") else None
+    if check.id is None:
+        del check["id"]
+    return check
+
+
+def grade_cells(solution, solution_name: str = "notebook"):
+    """Give a solution notebook nbgrader's cell metadata, in place; return it.
+
+    Every cell with a solution region becomes an *autograded answer* cell (``solution: true``), and
+    the code cell right after it, which must call a ``kd.checks.check_x``, an *autograder test* cell
+    (``grade: true``, ``locked``, :data:`POINTS` points); an exercise with no check gets the grade id
+    ``exercise_N`` and nothing to autograde.  A check call at the end of the exercise cell
+    itself is first moved into a cell of its own (id: the exercise's id + ``-check``).  The grade ids
+    come from the check's name: ``x`` for the answer, ``check_x`` for its test.  Metadata on any
+    other cell is removed, so running this twice changes nothing.
+    """
+    cells, exercises = [], []
+    for i, cell in enumerate(solution.cells):
+        cells.append(cell)
+        if cell.cell_type == "code" and BEGIN in cell.source:
+            _strip_region(cell.source, f"{solution_name} cell {i}")  # raises on broken markers
+            check = _split_check(cell)
+            if check is not None:
+                cells.append(check)
+            exercises.append(len(cells) - (2 if check is not None else 1))
+    solution.cells = cells
+    for cell in cells:
+        cell.metadata.pop("nbgrader", None)
+    used = set()
+    for n, k in enumerate(exercises, start=1):
+        answer = cells[k]
+        test = next((c for c in cells[k + 1:] if c.cell_type == "code"), None)
+        found = _CHECK.search(test.source) if test is not None and BEGIN not in test.source else None
+        name = found.group(1)[len("check_"):] if found else f"exercise_{n}"  # no check: nothing to autograde
+        while name in used:
+            name += "_2"
+        used.add(name)
+        answer.metadata["nbgrader"] = {"grade": False, "grade_id": name, "locked": False,
+                                       "schema_version": NBGRADER_SCHEMA, "solution": True, "task": False}
+        if found:
+            test.metadata["nbgrader"] = {"grade": True, "grade_id": f"check_{name}", "locked": True,
+                                         "points": POINTS, "schema_version": NBGRADER_SCHEMA, "solution": False,
+                                         "task": False}
+    return solution
+
+
+def setup_cell(datasets=()) -> str:
+    """The source of a lesson's first code cell: make the notebook run where only it was copied.
+
+    Outside the course repository (a fresh virtualenv, JupyterHub, Colab) it installs kdlib when it is
+    missing — from the wheel or repository that ``KDLIB_WHEEL`` names, since kdlib is not on PyPI — and
+    fetches the lesson's data sets when they are absent (:func:`kdlib.data.ensure`).  In the
+    repository both are already there and it does nothing.
+    """
+    ensure = f"\nkdlib.data.ensure({', '.join(f'{d!r}'.replace(chr(39), chr(34)) for d in datasets)})" if datasets else ""
+    return f"""\
+# Setup: lets this notebook run where only the notebook was copied (a fresh virtualenv, JupyterHub, Colab);
+# in the course repository it does nothing. kdlib is not on PyPI: where it is missing, set KDLIB_WHEEL to a
+# kdlib wheel (a path or URL; see the README, "Use kdlib in your own work") or to "git+" followed by the
+# course repository's address, and run this cell again.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("kdlib") is None:
+    KDLIB_WHEEL = os.environ.get("KDLIB_WHEEL", "")  # or write the wheel's path or URL here, in quotes
+    if not KDLIB_WHEEL:
+        raise ModuleNotFoundError(
+            "kdlib is not installed here. Set KDLIB_WHEEL to a kdlib wheel (made in the course repository "
+            "with `pip wheel . --no-deps -w dist`) or to git+ and the course repository's address, then run "
+            "this cell again; or install it yourself: pip install <the wheel or the repository folder>.")
+    subprocess.run([sys.executable, "-m", "pip", "install", KDLIB_WHEEL], check=True)
+    importlib.invalidate_caches()
+kdlib = importlib.import_module("kdlib"){ensure}"""
+
+
+def datasets_used(notebook) -> list[str]:
+    """The stored data sets (Fashion-MNIST, Shakespeare) a notebook loads with ``kd.load``, in order."""
+    found = _LOADS.findall("\n".join(c.source for c in notebook.cells if c.cell_type == "code"))
+    return list(dict.fromkeys(found))
+
+
 def make_lesson(solution, solution_name: str):
-    """The student notebook generated from a solution notebook (an ``nbformat`` node)."""
+    """The student notebook generated from a solution notebook (an ``nbformat`` node).
+
+    Solution regions become nbgrader's stub; the cells of exercise checks (nbgrader's ``grade``
+    cells, which raise until the exercise is done) are tagged ``raises-exception``; a banner and the
+    :func:`setup_cell` come first.
+    """
     import copy
 
     import nbformat
 
-    lesson = copy.deepcopy(solution)
+    lesson = grade_cells(copy.deepcopy(solution), solution_name)
     lesson.metadata.pop("jupytext", None)  # lessons are not paired with text files
     for i, cell in enumerate(lesson.cells):
         if cell.cell_type != "code":
@@ -83,11 +213,17 @@ def make_lesson(solution, solution_name: str):
             if top_level:
                 tags.append("raises-exception")
             cell.metadata["tags"] = tags
+        elif cell.metadata.get("nbgrader", {}).get("grade"):
+            tags = [t for t in cell.metadata.get("tags", []) if t != "raises-exception"]
+            cell.metadata["tags"] = tags + ["raises-exception"]
     banner = nbformat.v4.new_markdown_cell(
         f"*Generated from `solutions/{solution_name}` by `python -m kdlib course build`; "
-        "edit the solution, not this file.*")
+        "edit the solution, not this file.* The first code cell sets up kdlib and the data where only this "
+        "notebook was copied; in the course repository it does nothing.")
     banner.id = BANNER_ID
-    lesson.cells.insert(0, banner)
+    setup = nbformat.v4.new_code_cell(setup_cell(datasets_used(solution)))
+    setup.id = SETUP_ID
+    lesson.cells[:0] = [banner, setup]
     return lesson
 
 
@@ -162,6 +298,7 @@ def sync_pairs(root: Path = ROOT) -> list[Path]:
                       if not py.with_suffix(".ipynb").exists()})
     plan, conflicts = [], []
     for ipynb, nb in sorted(notebooks.items()):
+        grade_cells(nb, ipynb.name)
         text = pair_text(nb)  # also adds the pairing metadata to nb
         py = ipynb.with_suffix(".py")
         if (ipynb.exists() and py.exists() and py.read_text() != text

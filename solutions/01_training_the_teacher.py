@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -72,6 +73,7 @@ def conv_params(c_in, c_out, k):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_conv_params(conv_params)
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -59,6 +60,7 @@ def softmax_t(logits, T):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_softmax_t(softmax_t)
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -70,6 +71,7 @@ def kd_loss(student_logits, teacher_logits, labels, T, alpha):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_kd_loss(kd_loss)
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -74,6 +75,7 @@ def cpu_estimate(cpu_seconds, logical_cpus, watts):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_cpu_estimate(cpu_estimate)
 
 # %% [markdown]
@@ -251,6 +253,7 @@ def break_even(upfront_a, per_query_a, upfront_b, per_query_b):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_break_even(break_even)
 
 # %%

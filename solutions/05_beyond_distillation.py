@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -117,6 +118,7 @@ def separable(c_in, c_out):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_separable_block(separable)
 
 
@@ -134,6 +136,7 @@ def separable_flops(c_in, c_out, h, w):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_separable_flops(separable_flops)
 
 # %%

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -96,6 +97,7 @@ def adjust_contrast(images, factor):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_contrast(adjust_contrast)
 
 # %% [markdown]

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -189,6 +189,7 @@ def topk_kd_loss(student_logits, top_values, top_ids, T):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_topk_kd_loss(topk_kd_loss)
 
 # %% [markdown]

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: -nbgrader
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -81,6 +81,7 @@ def witten_bell(counts, lower):
     ### END SOLUTION
 
 
+# %%
 kd.checks.check_witten_bell(witten_bell)
 
 # %% [markdown]

@@ -61,8 +61,10 @@ def test_capstone_check(capsys):
     def unsolved(d):
         raise NotImplementedError
 
-    assert kd.checks.check_capstone_entry(unsolved, data) is None
-    assert kd.checks.check_capstone_entry(lambda d: kd.mlp(64, (8,), 3), data) is None
+    with pytest.raises(kd.checks.NotDoneYet, match="not done yet"):
+        kd.checks.check_capstone_entry(unsolved, data)
+    with pytest.raises(kd.checks.CheckFailed, match=r"\(batch, 10\)"):
+        kd.checks.check_capstone_entry(lambda d: kd.mlp(64, (8,), 3), data)
 
 
 # --- hardening (issue 12): impossible scores are refused, one budget for scores and board ---

@@ -36,11 +36,112 @@ def test_solutions_are_clean_sources():
         assert any(course.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
 
 
-def test_every_exercise_is_followed_by_a_check():
+def test_every_exercise_is_followed_by_its_graded_check():
+    """nbgrader's metadata, as `make lessons` writes it: an answer cell, then a locked, graded check cell."""
     for path in (ROOT / "solutions").glob("*.ipynb"):
-        for cell in nbformat.read(path, as_version=4).cells:
-            if course.BEGIN in cell.source:
-                assert "kd.checks.check_" in cell.source, f"{path.name}: exercise without a check"
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate grade ids {ids}"
+        for cell, after in zip(cells, cells[1:] + [None]):
+            if course.BEGIN not in cell.source:
+                continue
+            answer = cell.metadata.get("nbgrader", {})
+            assert answer.get("solution") is True and answer.get("grade") is False, f"{path.name}: run `make lessons`"
+            assert answer["schema_version"] == course.NBGRADER_SCHEMA
+            assert after is not None and after.source.lstrip().splitlines()[-1].startswith(("kd.checks.check_", "result = kd.checks")), \
+                f"{path.name}: exercise {answer['grade_id']} is not followed by its kd.checks cell"
+            test = after.metadata.get("nbgrader", {})
+            assert test == {"grade": True, "grade_id": f"check_{answer['grade_id']}", "locked": True,
+                            "points": course.POINTS, "schema_version": 3, "solution": False, "task": False}
+            assert f"check_{answer['grade_id']}" in after.source
+
+
+def test_solutions_are_nbgrader_sources_already():
+    """`make lessons` has been run: giving the solutions nbgrader's metadata again changes nothing."""
+    import copy
+
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert course.grade_cells(copy.deepcopy(nb), path.name) == nb, f"{path.name}: run `make lessons`"
+
+
+def _answer_lines(solution) -> set[str]:
+    """The distinctive code lines inside a notebook's solution regions."""
+    lines, inside = set(), False
+    for cell in solution.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "code" else []:
+            stripped = line.strip()
+            if stripped in (course.BEGIN, course.END):
+                inside = stripped == course.BEGIN
+            elif inside and len(stripped) >= 12 and not stripped.startswith("#"):
+                lines.add(stripped)
+    return lines
+
+
+# Lines of a solution that are not its answer: generic statements a lesson may well contain.
+GENERIC_LINES = {"from torch import nn", "torch.manual_seed(0)", "return model"}
+
+
+def test_no_lesson_shows_an_answer():
+    """No line of any solution region appears anywhere in any lesson, code or text (lesson 0 once printed one)."""
+    answers = {}
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        for line in _answer_lines(nbformat.read(path, as_version=4)) - GENERIC_LINES:
+            answers.setdefault(line, path.name)
+    assert len(answers) > 20, "the scan found almost no solution code"
+    for path in sorted((ROOT / "lessons").glob("*.ipynb")):
+        lesson = nbformat.read(path, as_version=4)
+        shown = {line.strip() for cell in lesson.cells for line in cell.source.splitlines()}
+        for cell in lesson.cells:
+            for out in cell.get("outputs", []):
+                shown |= {line.strip() for line in str(out.get("text", "")).splitlines()}
+        leaks = sorted(f"{line!r} (from solutions/{answers[line]})" for line in shown if line in answers)
+        assert not leaks, f"lessons/{path.name} shows solution code: {leaks}"
+
+
+def test_every_lesson_starts_with_its_setup_cell():
+    for path in (ROOT / "lessons").glob("*.ipynb"):
+        cells = nbformat.read(path, as_version=4).cells
+        assert [cells[0].id, cells[1].id] == [course.BANNER_ID, course.SETUP_ID], path.name
+        assert "KDLIB_WHEEL" in cells[1].source and "find_spec(\"kdlib\")" in cells[1].source
+    lesson8 = nbformat.read(ROOT / "lessons" / "08_language_model_from_a_giant.ipynb", as_version=4)
+    assert lesson8.cells[1].source.endswith('kdlib.data.ensure("shakespeare")')
+
+
+def test_setup_cell_is_a_no_op_where_kdlib_and_the_data_are(capsys):
+    """In the repository the setup cell installs nothing, downloads nothing and prints nothing."""
+    import subprocess
+    from unittest import mock
+
+    with mock.patch.object(subprocess, "run", side_effect=AssertionError("setup cell ran a command")):
+        exec(course.setup_cell(["fashion_mnist"]), {})
+    assert capsys.readouterr().out == ""
+
+
+def test_ensure_fetches_only_what_is_missing(data_home, monkeypatch, capsys):
+    from kdlib import data
+
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", data_home / "no-debian")
+    fetched = []
+    monkeypatch.setattr(data, "download_fashion_mnist", lambda: fetched.append(1) or data_home / "fashion-mnist")
+    data.ensure("digits", "mnist1d")
+    assert fetched == [] and capsys.readouterr().out == ""
+    data.ensure("fashion_mnist")
+    assert fetched == [1] and "downloading it with torchvision" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        data.ensure("imagenet")
+
+
+def test_setup_cell_without_kdlib_says_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+
+    code = course.setup_cell([])
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}  # no PYTHONPATH: kdlib not importable
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    if out.returncode == 0:
+        pytest.skip("kdlib is installed in this interpreter itself (not as an editable checkout)")
+    assert "ModuleNotFoundError: kdlib is not installed here. Set KDLIB_WHEEL" in out.stderr, out.stderr
 
 
 def _nb(*sources):
@@ -51,17 +152,32 @@ def _nb(*sources):
 
 def test_generator_inside_a_function_keeps_the_cell_runnable():
     src = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\ncheck(f)"
-    cell = course.make_lesson(_nb(src), "t.ipynb").cells[1]
+    cell = course.make_lesson(_nb(src), "t.ipynb").cells[2]
     assert "return 2 * x" not in cell.source
-    assert "    raise NotImplementedError" in cell.source and cell.source.endswith("check(f)")
+    assert "    raise NotImplementedError()" in cell.source and cell.source.endswith("check(f)")
     assert "raises-exception" not in cell.metadata["tags"]
+
+
+def test_generator_moves_a_check_into_its_own_graded_cell():
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n\nkd.checks.check_double(f)"
+    nb = _nb(src, "print(f(1))")
+    nb.cells[0].id = "03-07"
+    graded = course.grade_cells(nb, "t.ipynb")
+    assert [c.source for c in graded.cells] == [src.split("\n\n\n")[0], "kd.checks.check_double(f)", "print(f(1))"]
+    assert [c.id for c in graded.cells[:2]] == ["03-07", "03-07-check"]
+    assert graded.cells[0].metadata["nbgrader"]["grade_id"] == "double"
+    assert graded.cells[1].metadata["nbgrader"]["grade_id"] == "check_double"
+    assert "nbgrader" not in graded.cells[2].metadata
+    lesson = course.make_lesson(graded, "t.ipynb")
+    assert lesson.cells[3].metadata["tags"] == ["raises-exception"]  # the check raises until it is done
+    assert lesson.cells[2].source == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
 
 
 def test_generator_top_level_region_is_tagged():
     src = "x = 1\n### BEGIN SOLUTION\ny = x + 1\n### END SOLUTION"
-    cell = course.make_lesson(_nb(src), "t.ipynb").cells[1]
+    cell = course.make_lesson(_nb(src), "t.ipynb").cells[2]
     assert cell.metadata["tags"] == ["raises-exception"]
-    assert cell.source.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError")
+    assert cell.source.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError()")
 
 
 @pytest.mark.parametrize("src,match", [

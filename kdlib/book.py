@@ -1,0 +1,261 @@
+"""``make book``: the course as a static HTML site (Jupyter Book), from the executed notebooks.
+
+:func:`build` turns executed solution notebooks into a Jupyter Book project and builds it with
+``jupyter-book build``, offline (MathJax is served from the site itself by ``sphinx-mathjax-offline``):
+
+* the notebooks come from ``build/course/`` (``make course``, full size) when all of them are there;
+  otherwise every solution is executed in the smoke size into ``build/book-smoke/`` first, and the
+  site says so on its front page;
+* the front page has the lesson table (title, run time) and the headline numbers of ``summary.md``;
+* exercise answers are left out, as in ``lessons/``: each solution region is replaced by nbgrader's
+  stub, while the outputs of the solved run (the checks' ✓) stay;
+* an ipywidget, which needs a live kernel, is replaced by its fallback: the figure or text it showed
+  when the notebook ran (read from the widget state saved in the notebook) and its slider settings.
+
+The site is written to ``build/book/_build/html/`` (``index.html`` is the front page).
+"""
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .course import BEGIN, ROOT, _strip_region
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+#: At most this many headline numbers per lesson in the front page's table (all are listed below it).
+HEADLINES_PER_LESSON = 3
+
+
+def execute(out: Path, names: list[str] | None = None, smoke: bool = True, timeout: int = 1800,
+            root: Path = ROOT) -> list[Path]:
+    """Execute solution notebooks (all, or those whose name contains one of ``names``) into ``out``.
+
+    In the smoke size by default (``KDLIB_SMOKE=1`` for the kernel), as a stand-in when the full-size
+    run of ``make course`` is absent.  Writes a ``summary.md`` like ``make course``'s, without headline
+    numbers.  Raises ``RuntimeError`` naming the notebooks that failed.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("KDLIB_SMOKE")
+    os.environ["KDLIB_SMOKE"] = "1" if smoke else "0"
+    rows, failed, written = [], [], []
+    try:
+        for path in sorted((root / "solutions").glob("*.ipynb")):
+            if names and not any(n in path.name for n in names):
+                continue
+            nb = nbformat.read(path, as_version=4)
+            start = time.perf_counter()
+            try:
+                NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                               resources={"metadata": {"path": str(path.parent)}}).execute()
+                status = "ok"
+            except CellExecutionError as err:
+                status = f"FAILED: {str(err).strip().splitlines()[-1][:200]}"
+                failed.append(path.name)
+            nbformat.write(nb, out / path.name)
+            written.append(out / path.name)
+            rows.append(f"| {path.name} | {time.perf_counter() - start:.0f} | {status} |")
+    finally:
+        os.environ.pop("KDLIB_SMOKE", None) if before is None else os.environ.__setitem__("KDLIB_SMOKE", before)
+    size = "smoke size" if smoke else "full size"
+    (out / "summary.md").write_text("\n".join([f"# Course run ({size})", "", "| notebook | seconds | status |",
+                                               "|---|---:|---|", *rows]) + "\n")
+    if failed:
+        raise RuntimeError(f"these notebooks failed to run: {', '.join(failed)} (see their outputs in {out})")
+    return written
+
+
+def parse_summary(text: str) -> tuple[dict[str, float], dict[str, list[tuple[str, str]]]]:
+    """``summary.md`` → (notebook file name → seconds, notebook stem → [(headline, value), ...])."""
+    seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (\S+\.ipynb) \| ([\d.]+) \|", text, re.M)}
+    results: dict[str, list[tuple[str, str]]] = {}
+    section = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+            results[section] = []
+        elif section and line.startswith("- ") and ": " in line:
+            key, value = line[2:].rsplit(": ", 1)
+            results[section].append((key.strip(), value.strip()))
+    return seconds, results
+
+
+def _widget_fallback(view: dict, state: dict) -> list:
+    """The outputs that stand in for a widget in a static page: what it showed, and its settings."""
+    import nbformat
+
+    settings, shown = [], []
+
+    def walk(model_id: str) -> None:
+        model = state.get(model_id)
+        if model is None:
+            return
+        s = model.get("state", {})
+        name = model.get("model_name", "")
+        if name.endswith("SliderModel"):
+            settings.append(f"{s.get('description') or 'value'} = {s.get('value')}")
+        elif name == "OutputModel":
+            shown.extend(s.get("outputs", []))
+        elif name == "HTMLModel" and s.get("value"):
+            shown.append({"output_type": "display_data", "metadata": {}, "data": {"text/html": s["value"]}})
+        for child in s.get("children", []):
+            walk(str(child).removeprefix("IPY_MODEL_"))
+
+    walk(view.get("model_id", ""))
+    note = ("<p><em>An interactive widget: below is what it showed when this notebook ran"
+            + (f" ({html.escape(', '.join(settings))})" if settings else "")
+            + ". Run the lesson in Jupyter to move its sliders.</em></p>")
+    return [nbformat.v4.new_output("display_data", data={"text/html": note})] + [nbformat.from_dict(o) for o in shown]
+
+
+def for_the_book(nb):
+    """An executed solution notebook as the book shows it: no answers, widgets replaced by their fallback."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if BEGIN in cell.source:
+            cell.source = _strip_region(cell.source, f"cell {i}")[0]
+        outputs = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            outputs += _widget_fallback(view, state) if view else [output]
+        cell.outputs = outputs
+    nb.metadata.pop("widgets", None)  # nothing left for the widget JavaScript (a CDN download) to render
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def _title(nb, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.M)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def _front_page(lessons: list[tuple[str, str]], summary: str, smoke: bool) -> str:
+    seconds, results = parse_summary(summary)
+    readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else ""
+    intro = readme.split("\n\n")[1].strip() if readme.count("\n\n") > 1 else ""
+    lines = ["# Distilled Giants", "", intro, ""]
+    if smoke:
+        lines += ["```{note}", "This site was built from **smoke-size** runs (a slice of the data, one epoch): its numbers "
+                  "are not the course's results. Run `make course`, then `make book`, for the full-size book.", "```", ""]
+    else:
+        lines += ["Every lesson below was executed at full size by `make course`; its code and outputs are shown as "
+                  "they ran, except the exercises' answers, which stay with the instructors (as in `lessons/`).", ""]
+    lines += ["## The lessons", "", "| # | lesson | run time | headline numbers |", "|---|---|---:|---|"]
+    for stem, title in lessons:
+        heads = results.get(stem, [])[:HEADLINES_PER_LESSON]
+        cell = "<br>".join(f"{html.escape(k)}: **{html.escape(v)}**" for k, v in heads) or "—"
+        run = f"{seconds[stem + '.ipynb']:.0f} s" if stem + ".ipynb" in seconds else "—"
+        lines.append(f"| {stem[:2]} | [{title}]({stem}.ipynb) | {run} | {cell} |")
+    if any(results.values()):
+        lines += ["", "## All headline numbers", "",
+                  "Recorded by the notebooks themselves (`kd.course.record`) in the run this site shows.", ""]
+        for stem, title in lessons:
+            if results.get(stem):
+                lines += [f"### {title}", ""] + [f"- {k}: **{v}**" for k, v in results[stem]] + [""]
+    return "\n".join(lines) + "\n"
+
+
+def _config(smoke: bool) -> str:
+    return f"""\
+# Written by `make book` (kdlib/book.py); edit that, not this file.
+title: "Distilled Giants{' (smoke size)' if smoke else ''}"
+author: "the Distilled Giants course"
+copyright: "{time.strftime('%Y')}"
+only_build_toc_files: true
+execute:
+  execute_notebooks: "off"    # the notebooks were executed by `make course` (or in the smoke size)
+parse:
+  myst_enable_extensions: [amsmath, colon_fence, dollarmath]
+html:
+  home_page_in_navbar: true
+  use_repository_button: false
+  use_issues_button: false
+  use_edit_page_button: false
+launch_buttons:
+  thebe: false
+sphinx:
+  extra_extensions: ["sphinx-mathjax-offline"]   # MathJax from the site itself, not a CDN
+  config:
+    mathjax_path: "mathjax/tex-chtml.js"
+    html_show_sourcelink: false
+    nb_ipywidgets_js: {{}}
+    suppress_warnings: ["mystnb.unknown_mime_type"]
+"""
+
+
+def full_size_available(source: Path, root: Path = ROOT) -> bool:
+    """Whether ``source`` holds an executed copy of every solution notebook, and its summary."""
+    wanted = [p.name for p in (root / "solutions").glob("*.ipynb")]
+    return (source / "summary.md").is_file() and all((source / n).is_file() for n in wanted)
+
+
+def build(out: Path = ROOT / "build" / "book", source: Path | None = None, names: list[str] | None = None,
+          root: Path = ROOT) -> Path:
+    """Build the site; return the path of its front page (``index.html``).
+
+    ``source`` is a folder of executed notebooks with its ``summary.md``; by default ``build/course/``
+    when it is complete, else the smoke-size run in ``build/book-smoke/`` (made now if it is missing).
+    ``names`` keeps only the notebooks whose file name contains one of them.
+    """
+    import nbformat
+
+    out = Path(out)
+    smoke = False
+    if source is None:
+        source = root / "build" / "course"
+        if not full_size_available(source, root):
+            source = root / "build" / "book-smoke"
+            smoke = True
+            if not full_size_available(source, root):
+                print(f"No full-size run in build/course/ (make course): executing every lesson in the smoke "
+                      f"size into {source} first...", flush=True)
+                execute(source, root=root)
+    else:
+        smoke = "smoke size" in (Path(source) / "summary.md").read_text().splitlines()[0] \
+            if (Path(source) / "summary.md").exists() else True
+    source = Path(source)
+    src = out / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    lessons = []
+    for path in sorted(source.glob("[0-9]*.ipynb")):
+        if names and not any(n in path.name for n in names):
+            continue
+        nb = for_the_book(nbformat.read(path, as_version=4))
+        nbformat.write(nb, src / path.name)
+        lessons.append((path.stem, _title(nb, path.stem)))
+    if not lessons:
+        raise FileNotFoundError(f"no executed notebooks in {source}")
+    summary = (source / "summary.md").read_text() if (source / "summary.md").exists() else ""
+    (src / "index.md").write_text(_front_page(lessons, summary, smoke))
+    (src / "_config.yml").write_text(_config(smoke))
+    (src / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n"
+                                  + "".join(f"  - file: {stem}\n" for stem, _ in lessons))
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    tool = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(tool) if tool.exists() else "jupyter-book", "build", str(src), "--path-output", str(out), "--all"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    index = out / "_build" / "html" / "index.html"
+    print(f"Built {len(lessons)} lessons ({'smoke' if smoke else 'full'} size, from {source}) in "
+          f"{time.perf_counter() - start:.0f} s: {index}")
+    return index
