@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .course import BEGIN, ROOT, _strip_region
+from .course import BEGIN, ROOT, strip_solution
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -126,7 +126,7 @@ def for_the_book(nb):
         if cell.cell_type != "code":
             continue
         if BEGIN in cell.source:
-            cell.source = _strip_region(cell.source, f"cell {i}")[0]
+            cell.source = strip_solution(cell.source, f"cell {i}")[0]
         outputs = []
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_VIEW)

@@ -70,7 +70,7 @@ _LOADS = re.compile(r"""kd\.load\(\s*["'](fashion_mnist|shakespeare)["']""")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _strip_region(source: str, where: str) -> tuple[str, bool]:
+def strip_solution(source: str, where: str) -> tuple[str, bool]:
     """Replace every marked region in ``source``; return (new source, any region at top level)."""
     out, top_level, inside, indent = [], False, False, ""
     for line in source.splitlines():
@@ -127,7 +127,7 @@ def grade_cells(solution, solution_name: str = "notebook"):
     for i, cell in enumerate(solution.cells):
         cells.append(cell)
         if cell.cell_type == "code" and BEGIN in cell.source:
-            _strip_region(cell.source, f"{solution_name} cell {i}")  # raises on broken markers
+            strip_solution(cell.source, f"{solution_name} cell {i}")  # raises on broken markers
             check = _split_check(cell)
             if check is not None:
                 cells.append(check)
@@ -208,7 +208,7 @@ def make_lesson(solution, solution_name: str):
             continue
         cell.update(outputs=[], execution_count=None)
         if BEGIN in cell.source or END in cell.source:
-            cell.source, top_level = _strip_region(cell.source, f"{solution_name} cell {i}")
+            cell.source, top_level = strip_solution(cell.source, f"{solution_name} cell {i}")
             tags = [t for t in cell.metadata.get("tags", []) if t != "raises-exception"]
             if top_level:
                 tags.append("raises-exception")
