@@ -333,12 +333,6 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     if world > 1 and dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     model.to(dev)
-    # On a CPU, oneDNN's convolution, batch-norm and pooling kernels are vectorised over channels in
-    # the channels-last layout: 2-D CNNs train ~1.3-1.6x faster in it.  Same numbers up to float
-    # rounding; the model is handed back in the default layout.
-    channels_last = dev.type == "cpu" and world == 1 and any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     in_dtype = _input_dtype(model, train[0])
     train = (train[0].to(dev, in_dtype), train[1].to(dev, torch.long), *(t.to(dev) for t in train[2:]))
     if val is not None:
@@ -371,8 +365,6 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
             for batch in batches(*train, batch_size=local_batch, generator=generator,
                                  rank=rank, world_size=world):
                 xb = augment(batch[0]) if augment is not None else batch[0]
-                if channels_last and xb.ndim == 4:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
                 first = seen == 0 and epoch == 1
                 logits = _forward(net, xb, batch[1] if first else None)
                 if first:
@@ -409,8 +401,6 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     finally:
         bar.close()
     model.eval()
-    if channels_last:
-        model.to(memory_format=torch.contiguous_format)
     return history
 
 
