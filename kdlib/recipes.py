@@ -104,6 +104,67 @@ def small_cnn():
     return cnn((8, 16), 32, dropout=0.1)
 
 
+#: The Fashion-MNIST students that lessons 5 and 6 both train: (architecture, distilled?).
+FASHION_STUDENTS = {
+    "distilled MLP-256": ("mlp256", True),
+    "MLP-256 from scratch": ("mlp256", False),
+    "small CNN": ("small_cnn", False),
+}
+
+
+def fashion_fit(kind: str) -> dict:
+    """``fit`` settings of a shared Fashion-MNIST student: the MLPs of lessons 3–4, lesson 5's small CNN.
+
+    Introduced in lesson 5.
+    """
+    if kind not in FASHION_STUDENTS:
+        raise ValueError(f"Unknown student {kind!r}; the shared ones are: {', '.join(FASHION_STUDENTS)}.")
+    if FASHION_STUDENTS[kind][0] == "small_cnn":
+        return {"epochs": sized(3, 1), "batch_size": 128, "lr": 3e-3}
+    return {"epochs": sized(8, 1), "batch_size": 256, "lr": 2e-3}
+
+
+def fashion_student(data: Dataset, kind: str, seed: int, train_logits=None, quiet: bool = True) -> zoo.Entry:
+    """One seeded Fashion-MNIST student of :data:`FASHION_STUDENTS`, trained once and kept in the zoo.
+
+    Lessons 5 and 6 use the same students (the distilled MLP-256 of lessons 3–4, the same MLP from
+    scratch, lesson 5's small CNN), so the second lesson loads what the first trained instead of
+    training it again.  Training is :func:`kdlib.train.train_fresh` with the listed settings (KD with
+    lesson 3's :func:`kd_choice` for the distilled one, on ``train_logits``, the teacher's logits of
+    ``data.X_train``, computed here when not given).  ``Entry.meta`` keeps what training measured:
+    ``energy_joules`` with its ``energy_source``, ``train_seconds``, ``test_acc``.
+
+    Introduced in lesson 5.
+    """
+    from .distill import KDCriterion, cache_logits
+    from .models import mlp
+    from .train import train_fresh
+
+    fit_kwargs = fashion_fit(kind)
+    arch, distilled = FASHION_STUDENTS[kind]
+    build = small_cnn if arch == "small_cnn" else (lambda: mlp(784, (256,), 10))
+    config = {"student": kind, "arch": arch, **fit_kwargs, "seed": seed, "smoke": is_smoke(), "metered": True,
+              "teacher": zoo.config_key(teacher_config()) if distilled else None,
+              "kd": kd_choice(data)[0] if distilled else None}
+
+    def train(model):
+        logits = train_logits
+        if distilled and logits is None:
+            logits = cache_logits(teacher(data, quiet=True).model, data.X_train)
+        meter = EnergyMeter(device=data.device)
+        with meter:
+            trained = train_fresh(build, (*data.train, logits) if distilled else data.train, seed, quiet=quiet,
+                                  criterion=KDCriterion(config["kd"]["T"], config["kd"]["alpha"]) if distilled else None,
+                                  **fit_kwargs)
+        model.load_state_dict(trained.state_dict())
+        return {"energy_joules": round(meter.joules, 1), "energy_source": meter.source,
+                "train_seconds": round(meter.seconds, 2), "test_acc": evaluate(model, *data.test)["acc"]}
+
+    entry = zoo.load_or_train(f"fashion-{arch}", config, build, train)
+    entry.model.to(data.device)
+    return entry
+
+
 def kd_sweep_plan() -> dict:
     """How lesson 3 chooses T and alpha: the grids, the student, the training, the seeds.
 

@@ -164,7 +164,10 @@ print(f"32→64 channels on 14×14: full 3×3 conv {full / 1e6:.2f} MFLOPs, sepa
 # 7. **quantized** — route 2's model with int8 Linear layers.
 #
 # Each run is metered; every route's energy includes everything it needed (route 4 includes its first
-# generation; routes 6–7 include route 2's training).
+# generation; routes 6–7 include route 2's training). Routes 1 and 2 come from
+# `kd.recipes.fashion_student`: trained and metered the first time a lesson asks for them, then kept in
+# the zoo, so lesson 6 studies these very models instead of training them again; their energy is
+# the one measured when they were trained.
 
 # %%
 data = kd.load("fashion_mnist", device=DEVICE)
@@ -175,9 +178,7 @@ with meter.phase("cache teacher logits") as caching:
     train_logits = kd.distill.cache_logits(teacher, data.X_train)
 CACHE_J = caching.joules
 
-EPOCHS_MLP = kd.sized(8, 1)
-EPOCHS_CNN = kd.sized(3, 1)
-FIT_CNN = dict(epochs=EPOCHS_CNN, batch_size=128, lr=3e-3, quiet=True)
+FIT_CNN = {**kd.recipes.fashion_fit("small CNN"), "quiet": True}   # 3 epochs, batch 128, lr 3e-3
 build_small = kd.recipes.small_cnn   # kd.cnn((8, 16), 32, dropout=0.1); lesson 6 uses it too
 choice, _ = kd.recipes.kd_choice(data)   # lesson 3's T and alpha, chosen on validation (cached there)
 AUGMENT = kd.augment.fashion(max_shift=2, fill=-data.mean / data.std)
@@ -192,12 +193,12 @@ def metered(label, fn):
 
 routes = {}   # name -> list of (model, upfront joules of this seed)
 for seed in tqdm(SEEDS, desc="seeds"):
-    kd_kwargs = dict(epochs=EPOCHS_MLP, batch_size=256, lr=2e-3, criterion=kd.distill.KDCriterion(choice["T"], choice["alpha"]), quiet=True)
-    net, j = metered(f"distilled MLP-256 s{seed}", lambda: kd.train_fresh(lambda: kd.mlp(784, (256,), 10),
-                                                                          (*data.train, train_logits), seed, **kd_kwargs))
-    routes.setdefault("distilled MLP-256", []).append((net, tmeta["energy_joules"] + CACHE_J + j))
+    student = kd.recipes.fashion_student(data, "distilled MLP-256", seed, train_logits)
+    routes.setdefault("distilled MLP-256", []).append(
+        (student.model, tmeta["energy_joules"] + CACHE_J + student.meta["energy_joules"]))
 
-    base, j_base = metered(f"small CNN s{seed}", lambda: kd.train_fresh(build_small, data.train, seed, **FIT_CNN))
+    small = kd.recipes.fashion_student(data, "small CNN", seed)
+    base, j_base = small.model, small.meta["energy_joules"]
     routes.setdefault("small CNN", []).append((base, j_base))
 
     net, j = metered(f"label smoothing s{seed}", lambda: kd.train_fresh(build_small, data.train, seed,

@@ -77,3 +77,18 @@ def test_kd_choice_is_made_on_validation_and_cached(data_home):
     assert len(cached) <= (len(plan["temperatures"]) + len(plan["alphas"]) + 1) * len(plan["seeds"])
     assert kd.recipes.kd_choice(data) == (choice, sweeps)   # second call: from the zoo
     assert sorted(p.name for p in (data_home / "zoo").glob("kd-sweep-mlp-*.pt")) == cached
+
+
+def test_fashion_students_are_trained_once_and_shared(data_home):
+    data = kd.load("fashion_mnist", device="cpu")
+    first = kd.recipes.fashion_student(data, "small CNN", 0)
+    again = kd.recipes.fashion_student(data, "small CNN", 0)
+    assert not first.cached and again.cached
+    assert all(torch.equal(p, q) for p, q in zip(first.model.parameters(), again.model.parameters()))
+    assert again.meta["energy_joules"] > 0 and again.meta["energy_source"]
+    by_hand = kd.train_fresh(kd.recipes.small_cnn, data.train, 0, quiet=True, **kd.recipes.fashion_fit("small CNN"))
+    assert all(torch.equal(p, q) for p, q in zip(first.model.parameters(), by_hand.parameters()))
+    distilled = kd.recipes.fashion_student(data, "distilled MLP-256", 1)
+    assert distilled.meta["test_acc"] == kd.evaluate(distilled.model, *data.test)["acc"]
+    with pytest.raises(ValueError, match="Unknown student"):
+        kd.recipes.fashion_student(data, "big CNN", 0)
