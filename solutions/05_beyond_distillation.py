@@ -377,10 +377,11 @@ kd.tables.Table(rows, f"Against the distilled MLP-256: {100 * ref_acc:.2f} ± {1
 #   (within the seed spread) *without any giant*, at a quarter to two-fifths of the lifecycle energy —
 #   the teacher's training dominates the distilled route's bill. How far under the 1/3 line each route
 #   lands depends on the CPU: the estimate follows CPU time, and convolutions are relatively slower on
-#   some processors than on others. On the machine these lessons were first run on, five routes made it
-#   (ratios 0.24–0.33); on a second one, where CNN training took about twice as long, only label
-#   smoothing did (0.32; the small CNN 0.37). So the answer is **yes** for a million queries, by a
-#   margin your own table above decides.
+#   some processors than on others, and from one run to the next on a busy machine. On the machine
+#   these lessons were first run on, five routes made it (ratios 0.24–0.33); on a second one, where CNN
+#   training took about twice as long, one to three did, depending on the run (label smoothing always,
+#   at 0.25–0.32; the plain small CNN at 0.29–0.37). So the answer is **yes** for a million queries, by
+#   a margin your own table above decides.
 # * **But inference is not free.** The small CNN has fewer parameters but more FLOPs and more
 #   latency per query than the MLP. Serve enough queries — the break-even printed above, a few million
 #   — and the distilled MLP's cheaper inference pays back its teacher after all.
