@@ -126,7 +126,7 @@ board
 # The result is more accurate than every baseline. Whether it is inside the budget depends on your CPU,
 # because the energy here is an estimate from CPU time: on the machine this entry was tuned on it used
 # 0.47 Wh, far inside; on a second machine of the same size whose CPU runs convolutions about half as
-# fast it used 1.39 Wh — **over** the budget, with the same 91.1 % accuracy. The leaderboard above says
+# fast it used 1.09–1.39 Wh in two runs — **over** the budget, with the same 91.1 % accuracy. The leaderboard above says
 # which case is yours; on a slow CPU, fewer epochs or narrower convolutions are the first things to try.
 # Try to beat it: wider channels, more epochs, augmentation with more epochs, int8 quantization to
 # cut inference energy — and watch the lifecycle column.
