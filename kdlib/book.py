@@ -91,11 +91,15 @@ def parse_summary(text: str) -> tuple[dict[str, float], dict[str, list[tuple[str
     return seconds, results
 
 
-def _widget_fallback(view: dict, state: dict) -> list:
-    """The outputs that stand in for a widget in a static page: what it showed, and its settings."""
+def _widget_fallback(output: dict, state: dict) -> list:
+    """The outputs that stand in for a widget in a static page: what it showed, and its settings.
+
+    A progress bar (tqdm in a notebook) is no interactive widget: it is kept as its final text line.
+    """
     import nbformat
 
-    settings, shown = [], []
+    view = output["data"][WIDGET_VIEW]
+    settings, shown, progress = [], [], []
 
     def walk(model_id: str) -> None:
         model = state.get(model_id)
@@ -103,6 +107,8 @@ def _widget_fallback(view: dict, state: dict) -> list:
             return
         s = model.get("state", {})
         name = model.get("model_name", "")
+        if name.endswith("ProgressModel"):
+            progress.append(name)
         if name.endswith("SliderModel"):
             settings.append(f"{s.get('description') or 'value'} = {s.get('value')}")
         elif name == "OutputModel":
@@ -113,6 +119,9 @@ def _widget_fallback(view: dict, state: dict) -> list:
             walk(str(child).removeprefix("IPY_MODEL_"))
 
     walk(view.get("model_id", ""))
+    if progress and not settings:
+        text = "".join(output["data"].get("text/plain", ""))
+        return [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")] if text else []
     note = ("<p><em>An interactive widget: below is what it showed when this notebook ran"
             + (f" ({html.escape(', '.join(settings))})" if settings else "")
             + ". Run the lesson in Jupyter to move its sliders.</em></p>")
@@ -130,7 +139,7 @@ def for_the_book(nb):
         outputs = []
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_VIEW)
-            outputs += _widget_fallback(view, state) if view else [output]
+            outputs += _widget_fallback(output, state) if view else [output]
         cell.outputs = outputs
     nb.metadata.pop("widgets", None)  # nothing left for the widget JavaScript (a CDN download) to render
     nb.metadata.pop("jupytext", None)

@@ -168,3 +168,25 @@ def test_the_site_in_a_real_browser(site):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def test_a_progress_bar_is_kept_as_text_not_called_an_interactive_widget():
+    """tqdm's notebook bar is an ipywidget too: in the book it becomes its last line of text."""
+    def nb_with(models):
+        nb = nbformat.v4.new_notebook()
+        view = {"output_type": "display_data", "metadata": {},
+                "data": {book.WIDGET_VIEW: {"model_id": "box", "version_major": 2, "version_minor": 0},
+                         "text/plain": "fit: 100%|##########| 16/16"}}
+        nb.cells = [nbformat.v4.new_code_cell("kd.fit(...)", outputs=[nbformat.from_dict(view)])]
+        nb.metadata["widgets"] = {book.WIDGET_STATE: {"state": models}}
+        return book.for_the_book(nb).cells[0].outputs
+
+    bar = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_html", "IPY_MODEL_bar"]}},
+           "html": {"model_name": "HTMLModel", "state": {"value": "fit: 100%"}},
+           "bar": {"model_name": "FloatProgressModel", "state": {"value": 16, "max": 16}}}
+    (out,) = nb_with(bar)
+    assert out.output_type == "stream" and out.text.startswith("fit: 100%")
+    slider = {"box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_t"]}},
+              "t": {"model_name": "FloatSliderModel", "state": {"description": "T", "value": 1.0}}}
+    note = nb_with(slider)[0]
+    assert "An interactive widget" in note.data["text/html"] and "T = 1.0" in note.data["text/html"]
