@@ -10,7 +10,6 @@ refused with an error naming the field, so one bad entry can never reorder the o
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, replace
 
@@ -27,16 +26,6 @@ from .validate import finite_number
 #: Lifecycle energy budget of the capstone, in watt-hours: training (+ any teacher) + 1M queries.
 BUDGET_WH = 1.0
 QUERIES = 1_000_000
-
-
-def _check_figure(what: str, value, *, high: float | None = None, positive: bool = False) -> float:
-    """``value`` as a finite float ≥ 0 (> 0 if ``positive``, ≤ ``high`` if given), else a ValueError."""
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and (value > 0 if positive else value >= 0) and (high is None or value <= high))
-    if not ok:
-        span = f"in [0, {high:g}]" if high is not None else "> 0" if positive else "≥ 0"
-        raise ValueError(f"{what} must be a finite number {span}, got {value!r}.")
-    return float(value)
 
 
 @dataclass
@@ -60,13 +49,13 @@ class Score:
 
     def __post_init__(self):
         who = f"Score {self.name!r}:"
-        self.accuracy = _check_figure(f"{who} accuracy (a fraction, not a percentage)", self.accuracy, high=1.0)
+        self.accuracy = finite_number(self.accuracy, f"{who} accuracy (a fraction, not a percentage)", high=1.0)
         if isinstance(self.params, bool) or not isinstance(self.params, numbers.Integral) or self.params < 0:
             raise ValueError(f"{who} params must be a whole number ≥ 0, got {self.params!r}.")
         self.params = int(self.params)
         for field in ("size_kb", "latency_s", "joules_per_1k_queries", "training_joules", "teacher_joules"):
-            setattr(self, field, _check_figure(f"{who} {field}", getattr(self, field)))
-        self.budget_wh = _check_figure(f"{who} budget_wh", self.budget_wh, positive=True)
+            setattr(self, field, finite_number(getattr(self, field), f"{who} {field}"))
+        self.budget_wh = finite_number(self.budget_wh, f"{who} budget_wh", strict=True)
 
     @property
     def lifecycle_wh(self) -> float:
@@ -112,7 +101,7 @@ class Leaderboard:
     """
 
     def __init__(self, budget_wh: float = BUDGET_WH):
-        self.budget_wh = _check_figure("Leaderboard budget_wh (watt-hours)", budget_wh, positive=True)
+        self.budget_wh = finite_number(budget_wh, "Leaderboard budget_wh (watt-hours)", strict=True)
         self.scores: list[Score] = []
 
     def add(self, entry: Score) -> "Leaderboard":

@@ -191,10 +191,9 @@ def kd_choice(data: Dataset, quiet: bool = True) -> tuple[dict, dict]:
     """
     import statistics
 
-    import torch
-
     from .distill import KDCriterion, cache_logits
     from .models import mlp
+    from .train import train_fresh
 
     plan, teacher_entry = kd_sweep_plan(), teacher(data, quiet=True)
     logits = []  # the teacher's training logits, computed only if a student must be trained
@@ -205,15 +204,14 @@ def kd_choice(data: Dataset, quiet: bool = True) -> tuple[dict, dict]:
         build = lambda: mlp(784, tuple(plan["hidden"]), 10)  # noqa: E731
 
         def train(model):
-            torch.manual_seed(seed)
-            model.load_state_dict(build().state_dict())  # seeded initial weights
-            fit_kwargs = dict(epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"], seed=seed, quiet=True)
+            fit_kwargs = dict(epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"], quiet=True)
             if T is None:
-                fit(model, data.train, **fit_kwargs)
+                trained = train_fresh(build, data.train, seed, **fit_kwargs)
             else:
                 if not logits:
                     logits.append(cache_logits(teacher_entry.model, data.X_train))
-                fit(model, (*data.train, logits[0]), criterion=KDCriterion(T, alpha), **fit_kwargs)
+                trained = train_fresh(build, (*data.train, logits[0]), seed, criterion=KDCriterion(T, alpha), **fit_kwargs)
+            model.load_state_dict(trained.state_dict())
             return {"val_acc": evaluate(model, *data.val)["acc"]}
 
         return zoo.load_or_train("kd-sweep-mlp", config, build, train).meta["val_acc"]

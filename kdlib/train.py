@@ -23,6 +23,7 @@ from .data import Dataset, batches
 from .runtime import device as pick_device
 from .runtime import seed_everything
 from .tables import Table
+from .validate import finite_number
 
 Batch = Sequence[torch.Tensor]
 Criterion = Callable[[torch.Tensor, Batch], torch.Tensor]
@@ -86,14 +87,6 @@ def _check_positive_int(name, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
-
-
-def _check_number(name, value, *, positive: bool) -> float:
-    """``value`` as a finite ``float`` (> 0, or ≥ 0); numpy scalars (``np.float32(1e-3)``) count as numbers."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or value < 0 or (positive and value == 0)):
-        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {value!r}.")
-    return float(value)
 
 
 def _check_xy(X, y, what: str):
@@ -305,8 +298,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     """
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
-    lr = _check_number("lr", lr, positive=True)
-    weight_decay = _check_number("weight_decay", weight_decay, positive=False)
+    lr = finite_number(lr, "lr", strict=True)
+    weight_decay = finite_number(weight_decay, "weight_decay")
     if schedule not in (None, "cosine"):
         raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or None (constant lr).")
     if isinstance(train, Dataset):
