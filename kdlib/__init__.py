@@ -11,7 +11,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
-``zoo``        the config-keyed checkpoint cache; ``recipes``: the shared, cached teachers and students
+``zoo``        the config-keyed checkpoint cache
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
 ``perf``       measured matmul peak and achieved GFLOP/s
 ``energy``     EnergyMeter: nvml / rapl counters, the labelled CPU-time estimate, energy per query
@@ -26,13 +26,16 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
 ``shift``      seeded corruptions, a class left out, the class-bias correction
 ``capstone``   scoring and the leaderboard of the lesson 7 assignment
-``course``     lessons generated from solutions (with nbgrader's metadata); the full-size course run
-``book``       the course as a static HTML site (Jupyter Book), from the executed notebooks
 ``doctor``     the environment report: versions, device, data, energy meters (lesson 0; `python -m kdlib doctor`)
 =============  =====================================================================
 
+Above the library, in folders of their own: ``kdlib.experiments``, the course's shared experiments
+(the cached teachers and students several lessons use, and ``record`` for the course summary), and
+``kdlib.tooling``, the course tooling (lesson generation, pairing, the notebook runner, the book,
+grading, the benchmark, the command line), which neither the library nor a learner's code imports.
+
 ``import kdlib`` loads only the core (torch, numpy, tqdm); every other module is imported the first
-time it is used, e.g. ``kd.plots``, so plotting, widgets, torchvision and the course tooling cost
+time it is used, e.g. ``kd.plots``, so plotting, widgets, torchvision and the course's experiments cost
 nothing until a lesson asks for them.
 """
 from __future__ import annotations
@@ -51,10 +54,10 @@ from .zoo import load_or_train
 __version__ = "0.1.0"
 
 #: Submodules imported on first use (``kd.plots``, ``kd.checks``...), so that ``import kdlib`` does not
-#: load matplotlib, ipywidgets, torchvision or the course tooling (nbformat, nbclient) before they are needed.
+#: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
-    "augment", "bench", "book", "capstone", "checks", "compress", "course", "distill", "doctor", "energy", "grid", "ledger",
-    "lm", "perf", "plots", "recipes", "shift", "tables", "teacherfree", "validate", "widgets",
+    "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
+    "lm", "perf", "plots", "shift", "tables", "teacherfree", "validate", "widgets",
 )
 
 
@@ -72,8 +75,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "augment", "capstone", "checks", "compress", "course", "distill", "doctor", "energy", "grid", "ledger", "lm", "perf", "plots",
-    "recipes", "shift", "tables", "teacherfree", "text", "widgets",
+    "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm", "perf",
+    "plots", "shift", "tables", "teacherfree", "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

@@ -72,7 +72,7 @@ def score(name: str, model: nn.Module, data: Dataset, meter: EnergyMeter, teache
           min_seconds: float = 1.0, budget_wh: float = BUDGET_WH) -> Score:
     """Score ``model`` on ``data``'s test split; ``meter`` is the meter that measured its training.
 
-    Pass ``teacher_joules`` (e.g. ``kd.recipes.teacher(data).meta["energy_joules"]``) when the
+    Pass ``teacher_joules`` (e.g. ``kd.experiments.teacher(data).meta["energy_joules"]``) when the
     route used the course teacher: a route that needed a giant pays for it.  A model whose
     outputs are NaN or infinite is an error (from :func:`kdlib.train.evaluate`), not a score.
     """

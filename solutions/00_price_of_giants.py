@@ -187,7 +187,7 @@ SECONDS_EACH = kd.sized(1.0, 0.2)
 
 rates = {n: kd.perf.matmul_gflops(n, seconds=SECONDS_EACH, device=DEVICE) for n in SIZES}
 PEAK_GFLOPS = max(rates.values())
-kd.course.record("matmul peak GFLOP/s", round(PEAK_GFLOPS, 1))
+kd.experiments.record("matmul peak GFLOP/s", round(PEAK_GFLOPS, 1))
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(list(rates), list(rates.values()), marker="o")

@@ -82,8 +82,8 @@ kd.checks.check_conv_params(conv_params)
 # where the FLOPs are: they are not in the same layers.
 
 # %%
-teacher_config = kd.recipes.teacher_config()
-model = kd.recipes.build_teacher(teacher_config)
+teacher_config = kd.experiments.teacher_config()
+model = kd.experiments.build_teacher(teacher_config)
 print(model)
 
 rows = []
@@ -103,14 +103,14 @@ print(f"one training epoch: ~{kd.models.human(3 * size['flops'] * len(data.y_tra
 # %% [markdown]
 # ## 3 · Training (or loading) the teacher
 #
-# `kd.recipes.teacher` trains the model with `kd.fit` — AdamW, a cosine learning-rate schedule, batches
+# `kd.experiments.teacher` trains the model with `kd.fit` — AdamW, a cosine learning-rate schedule, batches
 # of 128 — and stores the weights and what training measured in the zoo, keyed by the configuration
 # above. The first run takes about two minutes on 2 CPU cores (a progress bar shows the epochs); after
 # that it loads in a second. Delete `data/zoo/teacher-*.pt`, or pass `retrain=True`, to train again.
 
 # %%
 start = time.perf_counter()
-entry = kd.recipes.teacher(data)
+entry = kd.experiments.teacher(data)
 teacher, meta = entry.model, entry.meta
 print(f"{'loaded from cache' if entry.cached else 'trained now'} in {time.perf_counter() - start:.1f} s "
       f"({entry.path.name})")
@@ -149,10 +149,10 @@ summary = kd.tables.Table([
     {"quantity": "training energy", "value": f"{meta['energy_joules'] / 1000:.1f} kJ = {meta['energy_joules'] / 3600:.2f} Wh"},
     {"quantity": "energy measured by", "value": meta["energy_source"]},
 ], "The teacher")
-kd.course.record("teacher training energy (J)", meta["energy_joules"])
-kd.course.record("teacher test accuracy %", round(100 * test["acc"], 2))
-kd.course.record("teacher training seconds", meta["train_seconds"])
-kd.course.record("teacher share of matmul peak %", round(100 * achieved / peak, 1))
+kd.experiments.record("teacher training energy (J)", meta["energy_joules"])
+kd.experiments.record("teacher test accuracy %", round(100 * test["acc"], 2))
+kd.experiments.record("teacher training seconds", meta["train_seconds"])
+kd.experiments.record("teacher share of matmul peak %", round(100 * achieved / peak, 1))
 summary
 
 # %% [markdown]

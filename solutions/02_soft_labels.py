@@ -37,7 +37,7 @@ import kdlib as kd
 
 DEVICE = kd.device()
 data = kd.load("fashion_mnist", device=DEVICE)
-teacher = kd.recipes.teacher(data).model
+teacher = kd.experiments.teacher(data).model
 meter = kd.energy.EnergyMeter(device=DEVICE)
 with meter.phase("teacher inference on the test set"):
     test_logits = kd.predict(teacher, data.X_test)

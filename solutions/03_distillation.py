@@ -45,7 +45,7 @@ import kdlib as kd
 DEVICE = kd.device()
 meter = kd.energy.EnergyMeter(device=DEVICE)   # records the energy of each phase of this lesson
 data = kd.load("fashion_mnist", device=DEVICE)
-teacher = kd.recipes.teacher(data).model
+teacher = kd.experiments.teacher(data).model
 TEACHER_TEST = kd.evaluate(teacher, *data.test)["acc"]
 print(f"teacher: {kd.count_params(teacher):,} parameters, test accuracy {100 * TEACHER_TEST:.2f} %")
 
@@ -105,8 +105,8 @@ def one_epoch_seconds(train, criterion=None):
 scratch_s = one_epoch_seconds(data.train)
 cached_s = one_epoch_seconds((*data.train, train_logits), kd.distill.KDCriterion(4.0, 0.9))
 online_s = one_epoch_seconds(data.train, kd.distill.KDCriterion(4.0, 0.9, teacher=teacher))
-kd.course.record("KD epoch cached/scratch", round(cached_s / scratch_s, 2))
-kd.course.record("KD epoch online/scratch", round(online_s / scratch_s, 2))
+kd.experiments.record("KD epoch cached/scratch", round(cached_s / scratch_s, 2))
+kd.experiments.record("KD epoch online/scratch", round(online_s / scratch_s, 2))
 kd.tables.Table([
     {"epoch of": "scratch training (labels only)", "seconds": round(scratch_s, 2), "× scratch": 1.0},
     {"epoch of": "KD, cached teacher logits", "seconds": round(cached_s, 2), "× scratch": round(cached_s / scratch_s, 2)},
@@ -125,8 +125,8 @@ kd.tables.Table([
 # student, each setting trained with two seeds and scored on the **validation** split. The test set
 # stays untouched until the final table.
 #
-# Lessons 4–7 distil with the same T and α, so the sweep lives in kdlib: `kd.recipes.kd_choice` trains
-# each setting with exactly the recipe below (its plan is `kd.recipes.kd_sweep_plan()`) and keeps every
+# Lessons 4–7 distil with the same T and α, so the sweep lives in kdlib: `kd.experiments.kd_choice` trains
+# each setting with exactly the recipe below (its plan is `kd.experiments.kd_sweep_plan()`) and keeps every
 # student in the zoo. Later lessons call it too and get this lesson's choice in a second — and if the
 # sweep ever chooses differently (another CPU's kernels can move a last digit), they follow.
 
@@ -145,10 +145,10 @@ def train_student(hidden, seed, T=None, alpha=None, train=None, epochs=EPOCHS, b
 
 
 with meter.phase("T and alpha sweeps"):
-    choice, sweeps = kd.recipes.kd_choice(data, quiet=False)
+    choice, sweeps = kd.experiments.kd_choice(data, quiet=False)
 BEST_T, BEST_ALPHA = choice["T"], choice["alpha"]
 t_sweep, a_sweep, scratch_val = sweeps["temperature"], sweeps["alpha"], sweeps["scratch"]
-TEMPERATURES, ALPHAS, SWEEP_SEEDS = list(t_sweep), list(a_sweep), kd.recipes.kd_sweep_plan()["seeds"]
+TEMPERATURES, ALPHAS, SWEEP_SEEDS = list(t_sweep), list(a_sweep), kd.experiments.kd_sweep_plan()["seeds"]
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
 ax1.errorbar(TEMPERATURES, [100 * statistics.fmean(v) for v in t_sweep.values()],
@@ -171,8 +171,8 @@ for ax in (ax1, ax2):
 fig.tight_layout()
 plt.show()
 print(f"chosen on validation: T = {BEST_T}, alpha = {BEST_ALPHA}")
-kd.course.record("chosen T", BEST_T)
-kd.course.record("chosen alpha", BEST_ALPHA)
+kd.experiments.record("chosen T", BEST_T)
+kd.experiments.record("chosen alpha", BEST_ALPHA)
 kd.tables.Table([{"setting": "scratch", "validation %": kd.tables.mean_std(scratch_val)}]
                 + [{"setting": f"KD, T = {T}, α = 0.9", "validation %": kd.tables.mean_std(v)} for T, v in t_sweep.items()]
                 + [{"setting": f"KD, T = {BEST_T}, α = {a}", "validation %": kd.tables.mean_std(v)} for a, v in a_sweep.items()],
@@ -224,7 +224,7 @@ for name, hidden in STUDENTS.items():
                  "gap closed": f"{kd.distill.gap_closed(di_mean, sc_mean, TEACHER_TEST):.0%}",
                  "agreement scratch %": kd.tables.mean_std([r["agree"] for r in sc], digits=1),
                  "agreement KD %": kd.tables.mean_std([r["agree"] for r in di], digits=1)})
-    kd.course.record(f"full labels, {name}: scratch / KD test %",
+    kd.experiments.record(f"full labels, {name}: scratch / KD test %",
                      f"{rows[-1]['scratch test %']} / {rows[-1]['KD test %']}")
 full_table = kd.tables.Table(rows, f"All 55,000 labels · teacher {100 * TEACHER_TEST:.2f} % · T = {BEST_T}, α = {BEST_ALPHA} · {len(SEEDS)} seeds")
 full_table
@@ -289,12 +289,12 @@ for name in STUDENTS:
 # giant that someone else paid to train. Lesson 5 asks what a learner can do *without* such a teacher.
 
 # %%
-FRACTION = kd.recipes.FEW_LABEL_FRACTION   # lesson 5 uses the same split: kd.recipes.few_labels
+FRACTION = kd.experiments.FEW_LABEL_FRACTION   # lesson 5 uses the same split: kd.experiments.few_labels
 FEW_EPOCHS = kd.sized(60, 2)        # 550 images: ~9 steps per epoch at batch 64
 few = {"scratch, 1 % labels": [], "KD on the same 1 %": [], "KD + unlabelled rest": []}
 with meter.phase("few-label runs"):
     for seed in tqdm(SEEDS, desc="few-label runs"):
-        chosen, masked = kd.recipes.few_labels(data.y_train, seed, FRACTION)
+        chosen, masked = kd.experiments.few_labels(data.y_train, seed, FRACTION)
         X_few, y_few, z_few = data.X_train[chosen], data.y_train[chosen], train_logits[chosen]
         runs = {
             "scratch, 1 % labels": train_student((64,), seed, train=(X_few, y_few), epochs=FEW_EPOCHS, batch_size=64),
@@ -315,7 +315,7 @@ for key, accs in few.items():
                  "test %": kd.tables.mean_std(accs),
                  "gain over scratch (points)": round(gain, 2),
                  "gap closed": f"{kd.distill.gap_closed(statistics.fmean(accs), statistics.fmean(base), TEACHER_TEST):.0%}"})
-    kd.course.record(f"1 % labels, {key}: test %", rows[-1]["test %"])
+    kd.experiments.record(f"1 % labels, {key}: test %", rows[-1]["test %"])
 kd.tables.Table(rows, f"{N_LABELLED} labelled images ({FRACTION:.0%}), 64-unit student, {len(SEEDS)} seeds")
 
 # %%
@@ -324,7 +324,7 @@ gain_rest = 100 * (statistics.fmean(few["KD + unlabelled rest"]) - statistics.fm
 gain_same = 100 * (statistics.fmean(few["KD on the same 1 %"]) - statistics.fmean(base))
 print(f"KD on the same 1 %:   {gain_same:+.2f} points  (largest seed spread {spread:.2f})")
 print(f"KD + unlabelled rest: {gain_rest:+.2f} points  -> {gain_rest / max(spread, 1e-9):.1f} × the seed spread")
-kd.course.record("few-label KD gain / seed spread", round(gain_rest / max(spread, 1e-9), 1))
+kd.experiments.record("few-label KD gain / seed spread", round(gain_rest / max(spread, 1e-9), 1))
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 kd.plots.errorbar_table(ax, list(few), [100 * statistics.fmean(v) for v in few.values()],

@@ -120,7 +120,7 @@ with tempfile.TemporaryDirectory() as tmp:
     tracker.stop()
 theirs_j = tracker.final_emissions_data.cpu_energy * kd.grid.J_PER_KWH
 CC_RATIO = ours.joules / theirs_j
-kd.course.record("kdlib estimate / CodeCarbon", round(CC_RATIO, 3))
+kd.experiments.record("kdlib estimate / CodeCarbon", round(CC_RATIO, 3))
 print(f"kdlib estimate: {ours.joules:.1f} J   CodeCarbon (process mode, {WATTS:g} W forced): {theirs_j:.1f} J   "
       f"ratio {CC_RATIO:.3f}")
 
@@ -146,9 +146,9 @@ print(f"kdlib estimate: {ours.joules:.1f} J   CodeCarbon (process mode, {WATTS:g
 
 # %%
 data = kd.load("fashion_mnist", device=DEVICE)
-entry = kd.recipes.teacher(data)
+entry = kd.experiments.teacher(data)
 teacher, tmeta = entry.model, entry.meta
-choice, _ = kd.recipes.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
+choice, _ = kd.experiments.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
 KD_T, KD_ALPHA = choice["T"], choice["alpha"]
 EPOCHS = kd.sized(8, 1)
 SEEDS = kd.sized([0, 1, 2], [0])
@@ -221,7 +221,7 @@ for route, key in routes.items():
                  "upfront Wh": round(ledger.total(route) / 3600, 3),
                  "Wh per 1M queries": round((ledger.total(route, MILLION) - ledger.total(route)) / 3600, 3),
                  "total Wh at 1M queries": round(ledger.total(route, MILLION) / 3600, 3)})
-    kd.course.record(f"route {route}: acc % / upfront Wh / Wh per 1M queries",
+    kd.experiments.record(f"route {route}: acc % / upfront Wh / Wh per 1M queries",
                      f"{rows[-1]['test accuracy %']} / {rows[-1]['upfront Wh']} / {rows[-1]['Wh per 1M queries']}")
 kd.tables.Table(rows, f"Routes side by side ({len(SEEDS)} seed(s); energy: {meter.source})")
 
@@ -264,7 +264,7 @@ for a, b in pairs:
     q = ledger.break_even(a, b)
     rows.append({"route A": a, "vs route B": b,
                  "A cheaper after (queries)": "never" if math.isinf(q) else f"{q:,.0f}"})
-    kd.course.record(f"break-even {a} vs {b}", "never" if math.isinf(q) else round(q))
+    kd.experiments.record(f"break-even {a} vs {b}", "never" if math.isinf(q) else round(q))
 kd.tables.Table(rows, "Break-even points")
 
 # %%

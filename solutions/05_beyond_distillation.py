@@ -84,7 +84,7 @@ for seed in tqdm(SEEDS, desc="MNIST-1D seeds"):
 rows = [{"model": name, "parameters": kd.count_params(build_cnn1d() if name == "1-D CNN" else build_mlp1d()),
          "test %": kd.tables.mean_std(accs)} for name, accs in res1d.items()]
 for row in rows:
-    kd.course.record(f"MNIST-1D {row['model']} test %", row["test %"])
+    kd.experiments.record(f"MNIST-1D {row['model']} test %", row["test %"])
 kd.tables.Table(rows, f"MNIST-1D, {len(SEEDS)} seeds (published: CNN ~94 %, MLP ~68 %)")
 
 # %% [markdown]
@@ -165,22 +165,22 @@ print(f"32→64 channels on 14×14: full 3×3 conv {full / 1e6:.2f} MFLOPs, sepa
 #
 # Each run is metered; every route's energy includes everything it needed (route 4 includes its first
 # generation; routes 6–7 include route 2's training). Routes 1 and 2 come from
-# `kd.recipes.fashion_student`: trained and metered the first time a lesson asks for them, then kept in
+# `kd.experiments.fashion_student`: trained and metered the first time a lesson asks for them, then kept in
 # the zoo, so lesson 6 studies these very models instead of training them again; their energy is
 # the one measured when they were trained.
 
 # %%
 data = kd.load("fashion_mnist", device=DEVICE)
-entry = kd.recipes.teacher(data)
+entry = kd.experiments.teacher(data)
 teacher, tmeta = entry.model, entry.meta
 TEACHER_TEST = kd.evaluate(teacher, *data.test)["acc"]
 with meter.phase("cache teacher logits") as caching:
     train_logits = kd.distill.cache_logits(teacher, data.X_train)
 CACHE_J = caching.joules
 
-FIT_CNN = {**kd.recipes.fashion_fit("small CNN"), "quiet": True}   # 3 epochs, batch 128, lr 3e-3
-build_small = kd.recipes.small_cnn   # kd.cnn((8, 16), 32, dropout=0.1); lesson 6 uses it too
-choice, _ = kd.recipes.kd_choice(data)   # lesson 3's T and alpha, chosen on validation (cached there)
+FIT_CNN = {**kd.experiments.fashion_fit("small CNN"), "quiet": True}   # 3 epochs, batch 128, lr 3e-3
+build_small = kd.experiments.small_cnn   # kd.cnn((8, 16), 32, dropout=0.1); lesson 6 uses it too
+choice, _ = kd.experiments.kd_choice(data)   # lesson 3's T and alpha, chosen on validation (cached there)
 AUGMENT = kd.augment.fashion(max_shift=2, fill=-data.mean / data.std)
 
 
@@ -193,11 +193,11 @@ def metered(label, fn):
 
 routes = {}   # name -> list of (model, upfront joules of this seed)
 for seed in tqdm(SEEDS, desc="seeds"):
-    student = kd.recipes.fashion_student(data, "distilled MLP-256", seed, train_logits)
+    student = kd.experiments.fashion_student(data, "distilled MLP-256", seed, train_logits)
     routes.setdefault("distilled MLP-256", []).append(
         (student.model, tmeta["energy_joules"] + CACHE_J + student.meta["energy_joules"]))
 
-    small = kd.recipes.fashion_student(data, "small CNN", seed)
+    small = kd.experiments.fashion_student(data, "small CNN", seed)
     base, j_base = small.model, small.meta["energy_joules"]
     routes.setdefault("small CNN", []).append((base, j_base))
 
@@ -247,7 +247,7 @@ for name, runs in tqdm(routes.items(), desc="inference"):
                   "upfront Wh (incl. teacher)": round(upfront / 3600, 3),
                   "1M queries Wh": round(MILLION * q["joules_per_query"] / 3600, 3),
                   "lifecycle Wh": round(lifecycle / 3600, 3)})
-    kd.course.record(f"route {name}: test % / lifecycle Wh", f"{table[-1]['test %']} / {table[-1]['lifecycle Wh']}")
+    kd.experiments.record(f"route {name}: test % / lifecycle Wh", f"{table[-1]['test %']} / {table[-1]['lifecycle Wh']}")
 kd.tables.Table(table, f"Fashion-MNIST routes, {len(SEEDS)} seeds · teacher {100 * TEACHER_TEST:.2f} % · energy: {meter.source}")
 
 # %% [markdown]
@@ -303,7 +303,7 @@ FEW_EPOCHS = kd.sized(60, 2)
 few = {"small CNN, 1 % labels": [], "self-training (no teacher)": [], "KD from the giant + unlabelled rest": []}
 few_j = {k: [] for k in few}
 for seed in tqdm(SEEDS, desc="few-label seeds"):
-    chosen, masked = kd.recipes.few_labels(data.y_train, seed)   # lesson 3's split for this seed
+    chosen, masked = kd.experiments.few_labels(data.y_train, seed)   # lesson 3's split for this seed
     rest = torch.ones(len(data.y_train), dtype=torch.bool, device=DEVICE)
     rest[chosen] = False
     labelled = (data.X_train[chosen], data.y_train[chosen])
@@ -327,7 +327,7 @@ for seed in tqdm(SEEDS, desc="few-label seeds"):
 rows = [{"route": k, "test %": kd.tables.mean_std(v), "training energy Wh (teacher included)": round(statistics.fmean(few_j[k]) / 3600, 3)}
         for k, v in few.items()]
 for row in rows:
-    kd.course.record(f"1 % labels, {row['route']}", f"{row['test %']} %, {row['training energy Wh (teacher included)']} Wh")
+    kd.experiments.record(f"1 % labels, {row['route']}", f"{row['test %']} %, {row['training energy Wh (teacher included)']} Wh")
 kd.tables.Table(rows, f"{len(chosen)} labels (1 %), small CNN, {len(SEEDS)} seeds")
 
 # %% [markdown]
@@ -364,7 +364,7 @@ q = kd.ledger.break_even(ref["upfront"], ref["per_query"], cnn["upfront"], cnn["
 print(f"Per query the distilled MLP is cheaper than the small CNN ({1e6 * ref['per_query']:.0f} vs "
       f"{1e6 * cnn['per_query']:.0f} µJ): its lifecycle drops below the CNN's only after "
       + ("never" if math.isinf(q) else f"{q:,.0f} queries") + ".")
-kd.course.record("task-specific routes matching the distilled student at <= 1/3 energy", ", ".join(winners) or "none")
+kd.experiments.record("task-specific routes matching the distilled student at <= 1/3 energy", ", ".join(winners) or "none")
 print("Yes: " + ", ".join(winners) if winners else "No route met both conditions in this run.")
 kd.tables.Table(rows, f"Against the distilled MLP-256: {100 * ref_acc:.2f} ± {100 * ref_spread:.2f} %, "
                       f"{ref['lifecycle'] / 3600:.3f} Wh lifecycle")

@@ -41,13 +41,13 @@ DEVICE = kd.device()
 meter = kd.energy.EnergyMeter(device=DEVICE)
 SEEDS = kd.sized([0, 1, 2], [0, 1])
 data = kd.load("fashion_mnist", device=DEVICE)
-entry = kd.recipes.teacher(data)
+entry = kd.experiments.teacher(data)
 teacher, tmeta = entry.model, entry.meta
 train_logits = kd.distill.cache_logits(teacher, data.X_train)
-choice, _ = kd.recipes.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
+choice, _ = kd.experiments.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
 KD_T = choice["T"]                      # route A below re-distils at lesson 3's temperature
-MLP_FIT = {**kd.recipes.fashion_fit("distilled MLP-256"), "quiet": True}   # lessons 3–5: 8 epochs, batch 256
-CNN_FIT = {**kd.recipes.fashion_fit("small CNN"), "quiet": True}           # lesson 5: 3 epochs, batch 128
+MLP_FIT = {**kd.experiments.fashion_fit("distilled MLP-256"), "quiet": True}   # lessons 3–5: 8 epochs, batch 256
+CNN_FIT = {**kd.experiments.fashion_fit("small CNN"), "quiet": True}           # lesson 5: 3 epochs, batch 128
 
 
 # %% [markdown]
@@ -102,7 +102,7 @@ kd.checks.check_contrast(adjust_contrast)
 # %% [markdown]
 # Four models: the teacher; the distilled MLP-256 (lessons 3–4); the same MLP trained from scratch; and
 # lesson 5's small CNN, trained from scratch with no teacher. Students get three seeds each; they are
-# the very models of lesson 5 (`kd.recipes.fashion_student` keeps them in the zoo), trained here only
+# the very models of lesson 5 (`kd.experiments.fashion_student` keeps them in the zoo), trained here only
 # if lesson 5 has not run.
 
 # %%
@@ -110,7 +110,7 @@ models = {"teacher": [teacher]}
 for seed in tqdm(SEEDS, desc="students"):
     for name, kind in (("distilled MLP-256", "distilled MLP-256"), ("MLP-256 from scratch", "MLP-256 from scratch"),
                        ("small CNN from scratch", "small CNN")):
-        models.setdefault(name, []).append(kd.recipes.fashion_student(data, kind, seed, train_logits).model)
+        models.setdefault(name, []).append(kd.experiments.fashion_student(data, kind, seed, train_logits).model)
 
 test_sets = {("clean", 0): X_eval, **shifted}
 acc, agree = {}, {}
@@ -150,7 +150,7 @@ for name in models:
                  "kept (shifted / clean)": round(shifted_mean / clean, 3),
                  "agreement with teacher, clean %": round(100 * statistics.fmean(agree[name, ("clean", 0)]), 1),
                  "agreement with teacher, shifted %": round(100 * statistics.fmean(statistics.fmean(agree[name, k]) for k in shifted), 1)})
-    kd.course.record(f"shift: {name} clean / shifted %", f"{rows[-1]['clean %']} / {rows[-1]['mean over 18 shifted sets %']}")
+    kd.experiments.record(f"shift: {name} clean / shifted %", f"{rows[-1]['clean %']} / {rows[-1]['mean over 18 shifted sets %']}")
 kd.tables.Table(rows, f"Robustness to shift, averaged over 6 corruptions × 3 severities ({N_SHIFT:,} test images)")
 
 # %%
@@ -239,7 +239,7 @@ for seed in tqdm(SEEDS, desc="omitted-class students"):
 table = [{"measure": k, "%": kd.tables.mean_std([r[k] for r in rows])} for k in rows[0]]
 table.append({"measure": "bias shift chosen on validation", "%": ", ".join(f"{d:g}" for d in deltas_chosen)})
 for r in table:
-    kd.course.record(f"omitted {data.classes[OMITTED]}: {r['measure']}", r["%"])
+    kd.experiments.record(f"omitted {data.classes[OMITTED]}: {r['measure']}", r["%"])
 kd.tables.Table(table, f"{data.classes[OMITTED]} never in the transfer set (T = 4, α = 0.9; {len(SEEDS)} seeds)")
 
 
@@ -315,7 +315,7 @@ for name, rs in results.items():
     rows.append({"model": name, "new domain test %": kd.tables.mean_std([r[0] for r in rs]),
                  "old domain test %": kd.tables.mean_std([r[1] for r in rs]),
                  "adaptation energy J": round(statistics.fmean(energy_j[name]), 1) if name in energy_j else None})
-    kd.course.record(f"adapt: {name}", f"new {rows[-1]['new domain test %']}, old {rows[-1]['old domain test %']}, "
+    kd.experiments.record(f"adapt: {name}", f"new {rows[-1]['new domain test %']}, old {rows[-1]['old domain test %']}, "
                                        f"{rows[-1]['adaptation energy J']} J")
 kd.tables.Table(rows, f"Adapting to negatives: {N_NEW:,} new labelled images (energy: {meter.source.split(':')[0]})")
 

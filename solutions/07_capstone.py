@@ -57,11 +57,11 @@ with meter:
     kd.fit(mlp, data, epochs=EPOCHS, batch_size=256, lr=2e-3, quiet=True)
 board.add(kd.capstone.score("baseline: MLP-256 from scratch", mlp, data, meter, min_seconds=kd.sized(1.0, 0.2)))
 
-entry = kd.recipes.teacher(data)
+entry = kd.experiments.teacher(data)
 meter = kd.energy.EnergyMeter(device=DEVICE)
 with meter:
     logits = kd.distill.cache_logits(entry.model, data.X_train)
-    choice, _ = kd.recipes.kd_choice(data)   # lesson 3's T and alpha (cached; no training here)
+    choice, _ = kd.experiments.kd_choice(data)   # lesson 3's T and alpha (cached; no training here)
     torch.manual_seed(0)
     student = kd.mlp(784, (256,), 10)
     kd.fit(student, (*data.train, logits), epochs=EPOCHS, batch_size=256, lr=2e-3,
@@ -104,8 +104,8 @@ result = kd.checks.check_capstone_entry(train_entry, data)
 if result is not None:
     model, meter = result
     board.add(kd.capstone.score("my entry", model, data, meter, min_seconds=kd.sized(1.0, 0.2)))
-    kd.course.record("capstone entry test %", round(100 * board.scores[-1].accuracy, 2))
-    kd.course.record("capstone entry lifecycle Wh", round(board.scores[-1].lifecycle_wh, 3))
+    kd.experiments.record("capstone entry test %", round(100 * board.scores[-1].accuracy, 2))
+    kd.experiments.record("capstone entry lifecycle Wh", round(board.scores[-1].lifecycle_wh, 3))
 board
 
 # %% [markdown]

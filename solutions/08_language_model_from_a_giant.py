@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import kdlib as kd
-from kdlib import recipes
+from kdlib import experiments
 
 DEVICE = kd.device()
 SEEDS = kd.sized([0, 1, 2], [0, 1])
@@ -81,7 +81,7 @@ print(data.decode(data.tokens_val[:300]))
 # in `data/zoo/` like lesson 1's teacher; the first run of this cell takes about 7 minutes on 2 cores.
 
 # %%
-entry = recipes.lm_teacher(data)
+entry = experiments.lm_teacher(data)
 teacher = entry.model
 tm = entry.meta
 print("loaded from the zoo" if entry.cached else "trained now and cached")
@@ -92,8 +92,8 @@ kd.tables.Table([{
     "test bpc": round(tm["test_bpc"], 3)}], f"The teacher — energy: {tm['energy_source']}")
 
 # %%
-kd.course.record("teacher test bpc", round(tm["test_bpc"], 3))
-kd.course.record("teacher params / train s / Wh", f"{tm['params']:,} / {tm['train_seconds']:.0f} s / "
+kd.experiments.record("teacher test bpc", round(tm["test_bpc"], 3))
+kd.experiments.record("teacher params / train s / Wh", f"{tm['params']:,} / {tm['train_seconds']:.0f} s / "
                  f"{tm['energy_joules'] / 3600:.3f} Wh")
 passes = [r["epoch"] for r in tm["history"]]
 fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -142,13 +142,13 @@ del val_probs
 # ## 4 · Caching the teacher's logits, k-sparse
 #
 # Every student below trains on the same transfer set: 16,000 training windows (1M characters) drawn
-# with a fixed seed. `recipes.LMTransfer` runs the teacher over them **once** and keeps its top-k logits at
+# with a fixed seed. `experiments.LMTransfer` runs the teacher over them **once** and keeps its top-k logits at
 # every position (`kd.distill.topk_logits`: float16 values, uint8 character ids). Here k = 84 keeps them
 # all, sorted; a smaller k is just the first k columns. What that costs, and what the storage would be
 # (a kept logit takes 3 bytes: 2 for its float16 value, 1 for its uint8 character id):
 
 # %%
-transfer = recipes.LMTransfer(data, teacher)
+transfer = experiments.LMTransfer(data, teacher)
 with meter.phase("cache teacher top-k logits"):
     values, ids = transfer.topk()
 cache = transfer.costs["teacher top-k logits"]
@@ -202,14 +202,14 @@ kd.checks.check_topk_kd_loss(topk_kd_loss)
 # Four settings of the temperature T and the soft-term weight α, each a 40k-parameter student (3 blocks of
 # width 32) trained for one pass over the transfer set, seed 0, judged on the **validation** plays. At
 # α = 1 the true next character gets no weight at all: the student learns from the teacher alone. The
-# choice lives in kdlib (`recipes.lm_kd_choice`) so that lesson 9 uses the very same one.
+# choice lives in kdlib (`experiments.lm_kd_choice`) so that lesson 9 uses the very same one.
 
 # %%
 with meter.phase("choose T and alpha"):
-    CHOICE, grid = recipes.lm_kd_choice(data, transfer)
+    CHOICE, grid = experiments.lm_kd_choice(data, transfer)
 print(kd.tables.Table(grid, "40k student, seed 0, distilled with top-84 logits"))
 print(f"\nChosen on validation: T = {CHOICE['T']}, alpha = {CHOICE['alpha']}")
-kd.course.record("chosen T / alpha", f"{CHOICE['T']} / {CHOICE['alpha']}")
+kd.experiments.record("chosen T / alpha", f"{CHOICE['T']} / {CHOICE['alpha']}")
 
 # %% [markdown]
 # ## 7 · Scratch against distilled, several seeds
@@ -223,7 +223,7 @@ kd.course.record("chosen T / alpha", f"{CHOICE['T']} / {CHOICE['alpha']}")
 # %%
 def runs(route, **kw):
     """The 40k student for every seed on one route: its zoo entries."""
-    return [recipes.lm_student(data, "40k", route, seed, transfer, **kw) for seed in SEEDS]
+    return [experiments.lm_student(data, "40k", route, seed, transfer, **kw) for seed in SEEDS]
 
 
 with meter.phase("40k students"):
@@ -269,9 +269,9 @@ for name in ("distilled, forward KL", "distilled, reverse KL"):
         "it moves the student away from the teacher"
     print(f"{name}: {gain:+.3f} bpc against scratch (positive = better; 2 × spread = {noise:.3f}) → {verdict}; "
           f"{effect}.")
-    kd.course.record(f"40k {name}: test bpc gain over scratch (2x spread)", f"{gain:+.3f} ({noise:.3f})")
-kd.course.record("40k scratch test bpc", kd.tables.mean_std(scratch, scale=1, digits=3))
-kd.course.record("40k forward-KL test bpc", kd.tables.mean_std(bpcs(students["distilled, forward KL"]), scale=1, digits=3))
+    kd.experiments.record(f"40k {name}: test bpc gain over scratch (2x spread)", f"{gain:+.3f} ({noise:.3f})")
+kd.experiments.record("40k scratch test bpc", kd.tables.mean_std(scratch, scale=1, digits=3))
+kd.experiments.record("40k forward-KL test bpc", kd.tables.mean_std(bpcs(students["distilled, forward KL"]), scale=1, digits=3))
 
 # %% [markdown]
 # ## 8 · How sparse can the cache be?
@@ -283,7 +283,7 @@ kd.course.record("40k forward-KL test bpc", kd.tables.mean_std(bpcs(students["di
 
 # %%
 with meter.phase("top-k students"):
-    by_k = {k: recipes.lm_student(data, "40k", "kd", 0, transfer, **CHOICE, k=k) for k in (data.vocab_size, 32, 8, 1)}
+    by_k = {k: experiments.lm_student(data, "40k", "kd", 0, transfer, **CHOICE, k=k) for k in (data.vocab_size, 32, 8, 1)}
 full = by_k[data.vocab_size].meta["test_bpc"]
 krows = [{"k": k, "cache MB": round(3 * k * positions / 1e6, 1),
           "teacher mass kept (%)": round(100 * float(sorted_mass[k - 1]), 1),
@@ -298,9 +298,9 @@ krows.append({"k": "scratch", "cache MB": 0.0, "teacher mass kept (%)": None,
 smallest = min((r for r in krows[:-1] if r["val bpc"] <= krows[0]["val bpc"] + 0.01), key=lambda r: r["k"])
 print(f"Smallest k within 0.01 bpc of k = 84 on validation: k = {smallest['k']} "
       f"({smallest['cache MB']} MB instead of {krows[0]['cache MB']} MB)")
-kd.course.record("smallest k within 0.01 val bpc of full", smallest["k"])
+kd.experiments.record("smallest k within 0.01 val bpc of full", smallest["k"])
 for row in krows[:-1]:
-    kd.course.record(f"top-{row['k']} 40k test bpc (seed 0)", row["test bpc"])
+    kd.experiments.record(f"top-{row['k']} 40k test bpc (seed 0)", row["test bpc"])
 kd.tables.Table(krows, f"40k student, seed 0, T = {CHOICE['T']}, alpha = {CHOICE['alpha']}")
 
 # %%

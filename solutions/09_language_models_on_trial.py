@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import kdlib as kd
-from kdlib import recipes
+from kdlib import experiments
 
 DEVICE = kd.device()
 SEEDS = kd.sized([0, 1, 2], [0, 1])
@@ -44,10 +44,10 @@ meter = kd.energy.EnergyMeter(device=DEVICE)
 print(f"device {DEVICE}; energy measured by: {meter.source}")
 
 data = kd.load("shakespeare", context=64, device=DEVICE)
-teacher_entry = recipes.lm_teacher(data)
+teacher_entry = experiments.lm_teacher(data)
 teacher, tm = teacher_entry.model, teacher_entry.meta
-transfer = recipes.LMTransfer(data, teacher)
-CHOICE, _ = recipes.lm_kd_choice(data, transfer)  # lesson 8's choice, from the zoo (or trained now)
+transfer = experiments.LMTransfer(data, teacher)
+CHOICE, _ = experiments.lm_kd_choice(data, transfer)  # lesson 8's choice, from the zoo (or trained now)
 print(f"teacher: {tm['params']:,} parameters, test {tm['test_bpc']:.3f} bpc; KD with T = {CHOICE['T']}, "
       f"alpha = {CHOICE['alpha']}")
 
@@ -108,7 +108,7 @@ kd.tables.Table(ngram_rows, "Character n-gram models on the validation plays")
 ngram_fit = [r for r in meter.results if r.name == f"n-gram {best_row['smoothing']} {best_row['order']}"][0]
 print(f"Chosen on validation: {best_row['smoothing']} order {best_row['order']} → test {ngram_test:.3f} bpc "
       f"(teacher {tm['test_bpc']:.3f}), built in {ngram_fit.seconds:.1f} s, {ngram_fit.joules:.0f} J.")
-kd.course.record("best n-gram (val) and its test bpc", f"{best_row['smoothing']} {best_row['order']}: {ngram_test:.3f}")
+kd.experiments.record("best n-gram (val) and its test bpc", f"{best_row['smoothing']} {best_row['order']}: {ngram_test:.3f}")
 
 # %% [markdown]
 # ## 2 · The routes that need the giant
@@ -125,7 +125,7 @@ kd.course.record("best n-gram (val) and its test bpc", f"{best_row['smoothing']}
 
 # %%
 def runs(size, route, **kw):
-    return [recipes.lm_student(data, size, route, seed, transfer, **kw) for seed in SEEDS]
+    return [experiments.lm_student(data, size, route, seed, transfer, **kw) for seed in SEEDS]
 
 
 with meter.phase("students"):
@@ -147,7 +147,7 @@ print(data.decode(kd.lm.generate(teacher, transfer.X[0, :1], data.context - 1, t
 
 # %%
 f_teacher = tm["flops_per_token"]
-f_student = kd.flops_per_example(recipes.build_lm("115k", data), (data.context,), torch.long) / data.context
+f_student = kd.flops_per_example(experiments.build_lm("115k", data), (data.context,), torch.long) / data.context
 kd_positions = transfer.X.numel()
 budget = 3 * f_teacher * tm["tokens_seen"] + f_teacher * kd_positions + 3 * f_student * kd_positions
 per_epoch = 3 * f_student * data.y_train.numel()
@@ -156,7 +156,7 @@ print(f"FLOPs: teacher training {3 * f_teacher * tm['tokens_seen']:.2e} + cachin
       f"distillation {3 * f_student * kd_positions:.2e} = {budget:.2e}")
 print(f"One pass of the 115k model over the training plays: {per_epoch:.2e} FLOPs → {EPOCHS} passes")
 with meter.phase("same-compute model"):
-    routes["115k, same compute, no giant"] = [recipes.lm_student(data, "115k", "budget", 0, epochs=EPOCHS)]
+    routes["115k, same compute, no giant"] = [experiments.lm_student(data, "115k", "budget", 0, epochs=EPOCHS)]
 budget_meta = routes["115k, same compute, no giant"][0].meta
 print(f"test {budget_meta['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
       f"({'from the zoo' if routes['115k, same compute, no giant'][0].cached else 'trained now'}).")
@@ -228,7 +228,7 @@ for name in bpc:
     rows.append({"route": name, "parameters": params[name], "test bpc": score, "seeds": len(bpc[name]),
                  "upfront Wh": round(upfront / 3600, 4), "µJ / char": round(1e6 * per_q, 2),
                  "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4)})
-    kd.course.record(f"route {name}: test bpc / lifecycle Wh",
+    kd.experiments.record(f"route {name}: test bpc / lifecycle Wh",
                      f"{rows[-1]['test bpc']} / {rows[-1]['lifecycle Wh']}")
 kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} characters · energy: {source}")
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from kdlib import book, course
+from kdlib.tooling import book, grading
 
 pytest.importorskip("jupyter_book", reason="Jupyter Book is not installed (it is in the dev extras)")
 
@@ -92,8 +92,8 @@ def test_no_answer_in_the_book(site):
         answers, inside = set(), False
         for cell in nbformat.read(path, as_version=4).cells:
             for line in cell.source.splitlines():
-                if line.strip() in (course.BEGIN, course.END):
-                    inside = line.strip() == course.BEGIN
+                if line.strip() in (grading.BEGIN, grading.END):
+                    inside = line.strip() == grading.BEGIN
                 elif inside and len(line.strip()) >= 12:
                     answers.add(line.strip())
         shown = {line.strip() for c in nbformat.read(src / path.name, as_version=4).cells for line in c.source.splitlines()}

@@ -5,13 +5,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlib import course
+from kdlib.experiments import results
+from kdlib.tooling import grading, lessons, pairing, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_lessons_are_generated_from_solutions():
-    expected = course.expected_lessons(ROOT)
+    expected = lessons.expected_lessons(ROOT)
     actual = {p.name: p.read_text() for p in (ROOT / "lessons").glob("*.ipynb")}
     assert expected, "no solution notebooks found"
     assert set(actual) == set(expected), "lessons/ and solutions/ hold different notebooks"
@@ -22,7 +23,7 @@ def test_lessons_are_generated_from_solutions():
 def test_lessons_hide_every_solution():
     for path in (ROOT / "lessons").glob("*.ipynb"):
         text = path.read_text()
-        assert course.BEGIN not in text and course.END not in text, path.name
+        assert grading.BEGIN not in text and grading.END not in text, path.name
         assert "edit the solution" in text
 
 
@@ -33,7 +34,7 @@ def test_solutions_are_clean_sources():
             if cell.cell_type == "code":
                 assert not cell.outputs, f"{path.name}: committed outputs"
                 assert "raises-exception" not in cell.metadata.get("tags", []), f"{path.name}: solutions must not raise"
-        assert any(course.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
+        assert any(grading.BEGIN in c.source for c in nb.cells), f"{path.name} has no exercise"
 
 
 def test_every_exercise_is_followed_by_its_graded_check():
@@ -43,16 +44,16 @@ def test_every_exercise_is_followed_by_its_graded_check():
         ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
         assert len(ids) == len(set(ids)), f"{path.name}: duplicate grade ids {ids}"
         for cell, after in zip(cells, cells[1:] + [None]):
-            if course.BEGIN not in cell.source:
+            if grading.BEGIN not in cell.source:
                 continue
             answer = cell.metadata.get("nbgrader", {})
             assert answer.get("solution") is True and answer.get("grade") is False, f"{path.name}: run `make lessons`"
-            assert answer["schema_version"] == course.NBGRADER_SCHEMA
+            assert answer["schema_version"] == grading.NBGRADER_SCHEMA
             assert after is not None and after.source.lstrip().splitlines()[-1].startswith(("kd.checks.check_", "result = kd.checks")), \
                 f"{path.name}: exercise {answer['grade_id']} is not followed by its kd.checks cell"
             test = after.metadata.get("nbgrader", {})
             assert test == {"grade": True, "grade_id": f"check_{answer['grade_id']}", "locked": True,
-                            "points": course.POINTS, "schema_version": 3, "solution": False, "task": False}
+                            "points": grading.POINTS, "schema_version": 3, "solution": False, "task": False}
             assert f"check_{answer['grade_id']}" in after.source
 
 
@@ -62,7 +63,7 @@ def test_solutions_are_nbgrader_sources_already():
 
     for path in (ROOT / "solutions").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
-        assert course.grade_cells(copy.deepcopy(nb), path.name) == nb, f"{path.name}: run `make lessons`"
+        assert grading.grade_cells(copy.deepcopy(nb), path.name) == nb, f"{path.name}: run `make lessons`"
 
 
 def _answer_lines(solution) -> set[str]:
@@ -71,8 +72,8 @@ def _answer_lines(solution) -> set[str]:
     for cell in solution.cells:
         for line in cell.source.splitlines() if cell.cell_type == "code" else []:
             stripped = line.strip()
-            if stripped in (course.BEGIN, course.END):
-                inside = stripped == course.BEGIN
+            if stripped in (grading.BEGIN, grading.END):
+                inside = stripped == grading.BEGIN
             elif inside and len(stripped) >= 12 and not stripped.startswith("#"):
                 lines.add(stripped)
     return lines
@@ -102,7 +103,7 @@ def test_no_lesson_shows_an_answer():
 def test_every_lesson_starts_with_its_setup_cell():
     for path in (ROOT / "lessons").glob("*.ipynb"):
         cells = nbformat.read(path, as_version=4).cells
-        assert [cells[0].id, cells[1].id] == [course.BANNER_ID, course.SETUP_ID], path.name
+        assert [cells[0].id, cells[1].id] == [lessons.BANNER_ID, lessons.SETUP_ID], path.name
         assert "KDLIB_WHEEL" in cells[1].source and "find_spec(\"kdlib\")" in cells[1].source
     lesson8 = nbformat.read(ROOT / "lessons" / "08_language_model_from_a_giant.ipynb", as_version=4)
     assert lesson8.cells[1].source.endswith('kdlib.data.ensure("shakespeare")')
@@ -114,7 +115,7 @@ def test_setup_cell_is_a_no_op_where_kdlib_and_the_data_are(capsys):
     from unittest import mock
 
     with mock.patch.object(subprocess, "run", side_effect=AssertionError("setup cell ran a command")):
-        exec(course.setup_cell(["fashion_mnist"]), {})
+        exec(lessons.setup_cell(["fashion_mnist"]), {})
     assert capsys.readouterr().out == ""
 
 
@@ -136,7 +137,7 @@ def test_setup_cell_without_kdlib_says_how_to_install_it(tmp_path):
     import subprocess
     import sys
 
-    code = course.setup_cell([])
+    code = lessons.setup_cell([])
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}  # no PYTHONPATH: kdlib not importable
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     if out.returncode == 0:
@@ -152,7 +153,7 @@ def _nb(*sources):
 
 def test_generator_inside_a_function_keeps_the_cell_runnable():
     src = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\ncheck(f)"
-    cell = course.make_lesson(_nb(src), "t.ipynb").cells[2]
+    cell = lessons.make_lesson(_nb(src), "t.ipynb").cells[2]
     assert "return 2 * x" not in cell.source
     assert "    raise NotImplementedError()" in cell.source and cell.source.endswith("check(f)")
     assert "raises-exception" not in cell.metadata["tags"]
@@ -162,20 +163,20 @@ def test_generator_moves_a_check_into_its_own_graded_cell():
     src = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n\nkd.checks.check_double(f)"
     nb = _nb(src, "print(f(1))")
     nb.cells[0].id = "03-07"
-    graded = course.grade_cells(nb, "t.ipynb")
+    graded = grading.grade_cells(nb, "t.ipynb")
     assert [c.source for c in graded.cells] == [src.split("\n\n\n")[0], "kd.checks.check_double(f)", "print(f(1))"]
     assert [c.id for c in graded.cells[:2]] == ["03-07", "03-07-check"]
     assert graded.cells[0].metadata["nbgrader"]["grade_id"] == "double"
     assert graded.cells[1].metadata["nbgrader"]["grade_id"] == "check_double"
     assert "nbgrader" not in graded.cells[2].metadata
-    lesson = course.make_lesson(graded, "t.ipynb")
+    lesson = lessons.make_lesson(graded, "t.ipynb")
     assert lesson.cells[3].metadata["tags"] == ["raises-exception"]  # the check raises until it is done
     assert lesson.cells[2].source == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
 
 
 def test_generator_top_level_region_is_tagged():
     src = "x = 1\n### BEGIN SOLUTION\ny = x + 1\n### END SOLUTION"
-    cell = course.make_lesson(_nb(src), "t.ipynb").cells[2]
+    cell = lessons.make_lesson(_nb(src), "t.ipynb").cells[2]
     assert cell.metadata["tags"] == ["raises-exception"]
     assert cell.source.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError()")
 
@@ -187,23 +188,23 @@ def test_generator_top_level_region_is_tagged():
 ])
 def test_generator_rejects_broken_markers(src, match):
     with pytest.raises(ValueError, match=match):
-        course.make_lesson(_nb(src), "t.ipynb")
+        lessons.make_lesson(_nb(src), "t.ipynb")
 
 
 def test_record_writes_only_when_asked(tmp_path, monkeypatch):
-    monkeypatch.delenv(course.RESULTS_ENV, raising=False)
-    course.record("a", 1, notebook="nb")  # no-op
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    results.record("a", 1, notebook="nb")  # no-op
     target = tmp_path / "results.json"
-    monkeypatch.setenv(course.RESULTS_ENV, str(target))
-    course.record("a", 1, notebook="nb")
-    course.record("b", "x", notebook="nb")
+    monkeypatch.setenv(results.RESULTS_ENV, str(target))
+    results.record("a", 1, notebook="nb")
+    results.record("b", "x", notebook="nb")
     assert target.read_text().count('"nb"') == 1 and '"b": "x"' in target.read_text()
 
 
 # --- solutions/NN_name.py: each solution notebook as paired jupytext percent text ---
 
 def test_every_solution_has_its_text_pair():
-    expected = course.expected_pairs(ROOT)
+    expected = pairing.expected_pairs(ROOT)
     actual = {p.name: p.read_text() for p in (ROOT / "solutions").glob("*.py")}
     missing, orphans = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
     assert not missing, f"solution notebooks without their paired .py, run `make lessons`: {missing}"
@@ -217,7 +218,7 @@ def test_every_solution_has_its_text_pair():
 def test_solutions_carry_the_pairing_for_jupyterlab():
     for path in (ROOT / "solutions").glob("*.ipynb"):
         meta = nbformat.read(path, as_version=4).metadata.get("jupytext", {})
-        assert meta.get("formats") == course.PAIRING["formats"], f"{path.name} is not paired; run `make lessons`"
+        assert meta.get("formats") == pairing.PAIRING["formats"], f"{path.name} is not paired; run `make lessons`"
 
 
 def test_reading_a_pair_back_changes_nothing_in_its_notebook():
@@ -228,8 +229,8 @@ def test_reading_a_pair_back_changes_nothing_in_its_notebook():
     for path in (ROOT / "solutions").glob("*.ipynb"):
         if not path.with_suffix(".py").exists():
             continue  # test_every_solution_has_its_text_pair says so
-        text_nb = jupytext.read(path.with_suffix(".py"), fmt=course.PAIR_FORMAT)
-        back = combine_inputs_with_outputs(text_nb, nbformat.read(path, as_version=4), fmt=course.PAIR_FORMAT)
+        text_nb = jupytext.read(path.with_suffix(".py"), fmt=pairing.PAIR_FORMAT)
+        back = combine_inputs_with_outputs(text_nb, nbformat.read(path, as_version=4), fmt=pairing.PAIR_FORMAT)
         assert nbformat.writes(back) + "\n" == path.read_text(), f"{path.name}: the round trip churns the notebook"
 
 
@@ -264,7 +265,7 @@ def _course(tmp_path):
         cell.id = f"01-{i:02d}"
     (tmp_path / "solutions").mkdir()
     nbformat.write(nb, tmp_path / "solutions" / "01_t.ipynb")
-    course.build(tmp_path)
+    lessons.build(tmp_path)
     return tmp_path / "solutions" / "01_t.ipynb", tmp_path / "solutions" / "01_t.py"
 
 
@@ -275,11 +276,11 @@ def _touch_later(path, than):
 
 def test_build_writes_the_pair_and_unpaired_lessons(tmp_path):
     ipynb, py = _course(tmp_path)
-    assert py.read_text() == course.expected_pairs(tmp_path)["01_t.py"]
+    assert py.read_text() == pairing.expected_pairs(tmp_path)["01_t.py"]
     assert "# %%\nx = 1" in py.read_text() and "formats: ipynb,py:percent" in py.read_text()
     assert nbformat.read(ipynb, as_version=4).metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert "jupytext" not in nbformat.read(tmp_path / "lessons" / "01_t.ipynb", as_version=4).metadata
-    assert course.build(tmp_path) == []  # nothing left to do
+    assert lessons.build(tmp_path) == []  # nothing left to do
 
 
 def test_build_rewrites_the_pair_after_a_notebook_edit(tmp_path):
@@ -288,7 +289,7 @@ def test_build_rewrites_the_pair_after_a_notebook_edit(tmp_path):
     nb.cells[0].source = "x = 2"
     nbformat.write(nb, ipynb)
     _touch_later(ipynb, py)
-    assert set(course.build(tmp_path)) == {py, tmp_path / "lessons" / "01_t.ipynb"}
+    assert set(lessons.build(tmp_path)) == {py, tmp_path / "lessons" / "01_t.ipynb"}
     assert "x = 2" in py.read_text()
 
 
@@ -297,8 +298,8 @@ def test_build_will_not_overwrite_a_newer_edited_pair(tmp_path):
     py.write_text(py.read_text().replace("x = 1", "x = 3"))
     _touch_later(py, ipynb)
     before = ipynb.read_text(), py.read_text()
-    with pytest.raises(course.PairConflictError, match="jupytext --sync"):
-        course.build(tmp_path)
+    with pytest.raises(pairing.PairConflictError, match="jupytext --sync"):
+        lessons.build(tmp_path)
     assert (ipynb.read_text(), py.read_text()) == before
     # the documented way to keep the edit: jupytext --sync carries it into the notebook, ids kept
     from jupytext.cli import jupytext as jupytext_cli
@@ -306,7 +307,7 @@ def test_build_will_not_overwrite_a_newer_edited_pair(tmp_path):
     jupytext_cli(["--sync", "--quiet", str(py)])
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[0].source == "x = 3" and [c.id for c in nb.cells] == ["01-00", "01-01"]
-    assert course.build(tmp_path) == [tmp_path / "lessons" / "01_t.ipynb"]
+    assert lessons.build(tmp_path) == [tmp_path / "lessons" / "01_t.ipynb"]
 
 
 def test_build_makes_a_notebook_from_a_new_text_lesson(tmp_path):
@@ -314,13 +315,13 @@ def test_build_makes_a_notebook_from_a_new_text_lesson(tmp_path):
     new = tmp_path / "solutions" / "02_new.py"
     new.write_text("# ---\n# jupyter:\n#   jupytext:\n#     text_representation:\n#       extension: .py\n"
                    "#       format_name: percent\n# ---\n\n# %% [markdown]\n# # A new lesson\n\n# %%\ny = 2\n")
-    course.build(tmp_path)
+    lessons.build(tmp_path)
     nb = nbformat.read(new.with_suffix(".ipynb"), as_version=4)
-    assert nb.metadata["jupytext"] == course.PAIRING
+    assert nb.metadata["jupytext"] == pairing.PAIRING
     assert [c.id for c in nb.cells] == ["02-00", "02-01"] and nb.cells[1].source == "y = 2"
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert (tmp_path / "lessons" / "02_new.ipynb").exists()
-    assert new.read_text() == course.expected_pairs(tmp_path)["02_new.py"]
+    assert new.read_text() == pairing.expected_pairs(tmp_path)["02_new.py"]
 
 
 # --- course run (issue 12): a dead kernel or a timeout is reported, and the run goes on ---
@@ -334,7 +335,7 @@ def test_course_run_reports_dead_kernels_and_timeouts_and_goes_on(tmp_path):
         nb.cells.insert(0, nbformat.v4.new_markdown_cell("# a title"))
         nbformat.write(nb, tmp_path / "solutions" / f"{name}.ipynb")
     out = tmp_path / "out"
-    assert course.run(out, timeout=5, root=tmp_path) == 3
+    assert runner.run(out, timeout=5, root=tmp_path) == 3
     summary = (out / "summary.md").read_text()
     assert "| 01_dies.ipynb |" in summary and "FAILED at cell 3 of 4: the kernel died" in summary
     assert "FAILED at cell 2 of 2: timed out after 5 s" in summary
@@ -345,9 +346,9 @@ def test_course_run_reports_dead_kernels_and_timeouts_and_goes_on(tmp_path):
 
 @pytest.mark.parametrize("argv", [["course", "run", "01", "02", "--out", "D"], ["course", "run", "--out", "D", "01", "02"]])
 def test_course_run_takes_names_before_or_after_out(monkeypatch, argv):
-    from kdlib import __main__ as cli
+    from kdlib.tooling import cli
 
     seen = []
-    monkeypatch.setattr(course, "run", lambda out, names: seen.append((str(out), names)) or 0)
+    monkeypatch.setattr(runner, "run", lambda out, names: seen.append((str(out), names)) or 0)
     assert cli.main(argv) == 0
     assert seen == [("D", ["01", "02"])]

@@ -30,16 +30,36 @@ def lessons() -> dict[int, str]:
     return texts
 
 
+def _dotted(path: Path) -> str:
+    """``kdlib/experiments/fashion.py`` → ``experiments.fashion``; a package's ``__init__.py`` → its name
+    (``experiments``), kdlib's own → ``__init__``."""
+    parts = list(path.relative_to(ROOT / "kdlib").with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
 @cache
 def sources() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text()) for p in sorted((ROOT / "kdlib").glob("*.py"))}
+    """Every module of kdlib, subpackages included, by its dotted name below ``kdlib``."""
+    return {_dotted(p): ast.parse(p.read_text()) for p in sorted((ROOT / "kdlib").rglob("*.py"))}
+
+
+def _absolute(module: str, node: ast.ImportFrom) -> str | None:
+    """The dotted name below ``kdlib`` that a relative ``from .x import y`` in ``module`` names."""
+    if node.level == 0:
+        return None
+    is_package = module == "__init__" or (ROOT / "kdlib" / module.replace(".", "/") / "__init__.py").exists()
+    package = [] if module == "__init__" else module.split(".")[: None if is_package else -1]
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join(base + ([node.module] if node.module else []))
 
 
 def public_objects() -> list[tuple[str, str, str]]:
     """``(module, name, docstring)`` of every public top-level function and class of kdlib."""
     found = []
     for module, tree in sources().items():
-        if module.startswith("__"):
+        if module.startswith("__") or module.startswith("tooling"):  # the tooling is no lesson's to use
             continue
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
@@ -53,7 +73,7 @@ def homes(name: str, module: str) -> tuple[set[str], bool]:
     through, top = {module}, False
     for other, tree in sources().items():
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == module \
+            if isinstance(node, ast.ImportFrom) and _absolute(other, node) == module \
                     and any(alias.name == name and alias.asname is None for alias in node.names):
                 if other == "__init__":
                     top = True
@@ -66,13 +86,13 @@ def uses(text: str, module: str, name: str) -> bool:
     """True if lesson ``text`` uses kdlib's ``module.name`` in one of the spellings in this file's docstring."""
     through, top = homes(name, module)
     word = rf"{re.escape(name)}\b"
-    patterns = [rf"\bkd(?:lib)?\.{m}\.{word}" for m in through]
+    patterns = [rf"\bkd(?:lib)?\.{re.escape(m)}\.{word}" for m in through]
     if top:
         patterns.append(rf"\bkd\.{word}")
     for m in through:
-        if re.search(rf"^from kdlib import .*\b{m}\b", text, re.M):
-            patterns.append(rf"(?<![\w.]){m}\.{word}")
-        if re.search(rf"^from kdlib\.{m} import .*\b{re.escape(name)}\b", text, re.M):
+        if re.search(rf"^from kdlib import .*\b{re.escape(m)}\b", text, re.M):
+            patterns.append(rf"(?<![\w.]){re.escape(m)}\.{word}")
+        if re.search(rf"^from kdlib\.{re.escape(m)} import .*\b{re.escape(name)}\b", text, re.M):
             patterns.append(rf"(?<![\w.]){word}")
     return any(re.search(p, text) for p in patterns)
 
@@ -109,8 +129,8 @@ def test_the_phrase_is_checked_somewhere():
 
 def test_no_private_imports_across_modules():
     """Modules share only public names (e.g. ``runtime.synchronize``, not ``perf._sync``)."""
-    bad = [f"kdlib/{module}.py imports {alias.name} from .{node.module}"
+    bad = [f"kdlib.{module} imports {alias.name} from kdlib.{_absolute(module, node)}"
            for module, tree in sources().items() for node in ast.walk(tree)
-           if isinstance(node, ast.ImportFrom) and node.level == 1
+           if isinstance(node, ast.ImportFrom) and node.level >= 1
            for alias in node.names if alias.name.startswith("_") and not alias.name.endswith("__")]
     assert not bad, "\n".join(bad)

@@ -1,4 +1,4 @@
-"""`import kdlib` loads the core only: plotting, widgets, torchvision and the course tooling wait until used.
+"""`import kdlib` loads the core only: plotting, widgets, torchvision, the course's experiments and its tooling wait until used.
 
 Each check runs in a fresh interpreter, since this test session has imported everything already.
 """
@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("matplotlib", "ipywidgets", "torchvision", "nbformat", "nbclient", "jupytext", "IPython",
-         "kdlib.course", "kdlib.bench", "kdlib.plots", "kdlib.widgets", "kdlib.shift", "kdlib.augment")
+         "kdlib.tooling", "kdlib.experiments", "kdlib.plots", "kdlib.widgets", "kdlib.shift", "kdlib.augment")
 
 
 def _fresh(code: str) -> dict:
@@ -20,7 +20,7 @@ def _fresh(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_import_kdlib_loads_no_plotting_widgets_torchvision_or_course_tooling():
+def test_import_kdlib_loads_no_plotting_widgets_torchvision_experiments_or_tooling():
     got = _fresh(f"""
 import json, sys
 import kdlib as kd
@@ -39,9 +39,9 @@ import json, sys
 import kdlib as kd
 before = "matplotlib" in sys.modules
 plots = kd.plots
-from kdlib import course
+from kdlib import experiments
 print(json.dumps([before, "matplotlib" in sys.modules, plots is sys.modules["kdlib.plots"], "plots" in dir(kd),
-                  course is kd.course, kd.distill.softmax_t.__module__]))
+                  experiments is kd.experiments, kd.distill.softmax_t.__module__]))
 """)
     assert got == [False, True, True, True, True, "kdlib.distill"]
     import kdlib

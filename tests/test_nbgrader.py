@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdlib import course
+from kdlib.tooling import grading, lessons
 
 pytest.importorskip("nbgrader", reason="nbgrader is not installed (it is in the dev extras: pip install -e '.[dev]')")
 
@@ -58,10 +58,10 @@ def test_release_is_the_lessons(course_dir):
     for path in released:
         release = nbformat.read(path, as_version=4)
         lesson = nbformat.read(ROOT / "lessons" / path.name, as_version=4)
-        assert _cells(release, "code") == _cells(lesson, "code", skip={course.SETUP_ID}), path.name
-        assert _cells(release, "markdown") == _cells(lesson, "markdown", skip={course.BANNER_ID}), path.name
+        assert _cells(release, "code") == _cells(lesson, "code", skip={lessons.SETUP_ID}), path.name
+        assert _cells(release, "markdown") == _cells(lesson, "markdown", skip={lessons.BANNER_ID}), path.name
         text = path.read_text()
-        assert course.BEGIN not in text and course.END not in text, path.name
+        assert grading.BEGIN not in text and grading.END not in text, path.name
         graded = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade")]
         assert graded and all(c.metadata["nbgrader"]["locked"] for c in graded), path.name
         assert all(c.metadata.get("editable") is False for c in graded), f"{path.name}: check cells not locked"

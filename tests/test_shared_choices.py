@@ -27,20 +27,20 @@ def test_train_fresh_is_reproducible_per_seed(digits):
 
 def test_few_labels_keeps_one_percent_and_masks_the_rest():
     y = torch.arange(2000) % 10
-    chosen, masked = kd.recipes.few_labels(y, seed=0)
+    chosen, masked = kd.experiments.few_labels(y, seed=0)
     assert len(chosen) == 20 and len(set(chosen.tolist())) == 20
     assert torch.equal(masked[chosen], y[chosen])
     assert int((masked != kd.distill.UNLABELLED).sum()) == 20
-    again, _ = kd.recipes.few_labels(y, seed=0)
-    other, _ = kd.recipes.few_labels(y, seed=1)
+    again, _ = kd.experiments.few_labels(y, seed=0)
+    other, _ = kd.experiments.few_labels(y, seed=1)
     assert torch.equal(chosen, again) and not torch.equal(chosen, other)
-    assert len(kd.recipes.few_labels(y[:50], seed=0)[0]) == 10   # at least ten labels
+    assert len(kd.experiments.few_labels(y[:50], seed=0)[0]) == 10   # at least ten labels
     with pytest.raises(ValueError, match="share of labels"):
-        kd.recipes.few_labels(y, seed=0, fraction=0.0)
+        kd.experiments.few_labels(y, seed=0, fraction=0.0)
 
 
 def test_small_cnn_is_lesson_fives_27k_model():
-    assert kd.count_params(kd.recipes.small_cnn()) == 26_722
+    assert kd.count_params(kd.experiments.small_cnn()) == 26_722
 
 
 def test_born_again_with_a_seed_matches_train_fresh(digits):
@@ -65,8 +65,8 @@ def test_prune_and_finetune_keeps_zeros_and_leaves_the_model_alone(digits):
 
 def test_kd_choice_is_made_on_validation_and_cached(data_home):
     data = kd.load("fashion_mnist", device="cpu")
-    choice, sweeps = kd.recipes.kd_choice(data)
-    plan = kd.recipes.kd_sweep_plan()
+    choice, sweeps = kd.experiments.kd_choice(data)
+    plan = kd.experiments.kd_sweep_plan()
     assert choice["T"] in plan["temperatures"] and choice["alpha"] in plan["alphas"]
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     assert mean(sweeps["temperature"][choice["T"]]) == max(mean(v) for v in sweeps["temperature"].values())
@@ -75,20 +75,20 @@ def test_kd_choice_is_made_on_validation_and_cached(data_home):
     cached = sorted(p.name for p in (data_home / "zoo").glob("kd-sweep-mlp-*.pt"))
     # every (T, alpha, seed) once: the alpha sweep's first_alpha entry at the best T is reused, + scratch
     assert len(cached) <= (len(plan["temperatures"]) + len(plan["alphas"]) + 1) * len(plan["seeds"])
-    assert kd.recipes.kd_choice(data) == (choice, sweeps)   # second call: from the zoo
+    assert kd.experiments.kd_choice(data) == (choice, sweeps)   # second call: from the zoo
     assert sorted(p.name for p in (data_home / "zoo").glob("kd-sweep-mlp-*.pt")) == cached
 
 
 def test_fashion_students_are_trained_once_and_shared(data_home):
     data = kd.load("fashion_mnist", device="cpu")
-    first = kd.recipes.fashion_student(data, "small CNN", 0)
-    again = kd.recipes.fashion_student(data, "small CNN", 0)
+    first = kd.experiments.fashion_student(data, "small CNN", 0)
+    again = kd.experiments.fashion_student(data, "small CNN", 0)
     assert not first.cached and again.cached
     assert all(torch.equal(p, q) for p, q in zip(first.model.parameters(), again.model.parameters()))
     assert again.meta["energy_joules"] > 0 and again.meta["energy_source"]
-    by_hand = kd.train_fresh(kd.recipes.small_cnn, data.train, 0, quiet=True, **kd.recipes.fashion_fit("small CNN"))
+    by_hand = kd.train_fresh(kd.experiments.small_cnn, data.train, 0, quiet=True, **kd.experiments.fashion_fit("small CNN"))
     assert all(torch.equal(p, q) for p, q in zip(first.model.parameters(), by_hand.parameters()))
-    distilled = kd.recipes.fashion_student(data, "distilled MLP-256", 1)
+    distilled = kd.experiments.fashion_student(data, "distilled MLP-256", 1)
     assert distilled.meta["test_acc"] == kd.evaluate(distilled.model, *data.test)["acc"]
     with pytest.raises(ValueError, match="Unknown student"):
-        kd.recipes.fashion_student(data, "big CNN", 0)
+        kd.experiments.fashion_student(data, "big CNN", 0)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import kdlib
-from kdlib import __main__ as cli
+from kdlib.tooling import cli
 from kdlib import data, doctor, text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def test_wheel_holds_every_module_and_the_command(wheel):
     missing = [f for f in _tracked_sources() if f not in names]
     assert not missing, f"the wheel lacks {missing}"
     assert not [n for n in names if n.startswith(("tests/", "solutions/", "lessons/", "data/"))]
-    assert "kdlib = kdlib.__main__:main" in entry_points
+    assert "kdlib = kdlib.tooling.cli:main" in entry_points
     assert "Requires-Dist: torch" in metadata and "# Distilled Giants" in metadata  # README as description
 
 

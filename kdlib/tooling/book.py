@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from .course import BEGIN, ROOT, strip_solution
+from . import ROOT
+from .grading import BEGIN, strip_solution
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -174,7 +175,7 @@ def _front_page(lessons: list[tuple[str, str]], summary: str, smoke: bool) -> st
         lines.append(f"| {stem[:2]} | [{title}]({stem}.ipynb) | {run} | {cell} |")
     if any(results.values()):
         lines += ["", "## All headline numbers", "",
-                  "Recorded by the notebooks themselves (`kd.course.record`) in the run this site shows.", ""]
+                  "Recorded by the notebooks themselves (`kd.experiments.record`) in the run this site shows.", ""]
         for stem, title in lessons:
             if results.get(stem):
                 lines += [f"### {title}", ""] + [f"- {k}: **{v}**" for k, v in results[stem]] + [""]

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data as kdata
-from .models import mlp
-from .runtime import is_smoke
+from .. import data as kdata
+from ..models import mlp
+from ..runtime import is_smoke
 
 
 def _train_steps(model, opt, batches_iter, max_steps=None) -> tuple[float, int]:
@@ -112,9 +112,9 @@ def format_epoch_table(result: dict) -> str:
 def kd_epoch_comparison(max_steps: int | None = None) -> dict:
     """One student epoch three ways, same student (784-64-10 MLP), batch 256: plain cross-entropy
     (scratch), KD with cached teacher logits, KD with the teacher run online on every batch."""
-    from .distill import KDCriterion, cache_logits
-    from .recipes import teacher
-    from .train import fit
+    from ..distill import KDCriterion, cache_logits
+    from ..experiments import teacher
+    from ..train import fit
 
     data = kdata.load("fashion_mnist")
     model = teacher(data, quiet=True).model  # the cached course teacher (trained on the full split)
@@ -135,9 +135,9 @@ def kd_epoch_comparison(max_steps: int | None = None) -> dict:
 
 def teacher_throughput(steps: int = 60, batch_size: int = 128) -> dict:
     """The teacher's achieved training GFLOP/s over ``steps`` steps vs the measured matmul peak."""
-    from .models import flops_per_example
-    from .perf import achieved_gflops, matmul_gflops
-    from .recipes import build_teacher
+    from ..models import flops_per_example
+    from ..perf import achieved_gflops, matmul_gflops
+    from ..experiments import build_teacher
 
     data = kdata.load("fashion_mnist")
     torch.manual_seed(0)
@@ -158,7 +158,7 @@ def meter_overhead(seconds: float = 30.0) -> dict:
     Chunks of 50 training steps run in pairs, one plain and one inside an :class:`EnergyMeter`
     phase, after a warm-up, so that drift in the machine's speed hits both alike.
     """
-    from .energy import EnergyMeter
+    from ..energy import EnergyMeter
 
     data = kdata.load("fashion_mnist")
     X, y = data.X_train, data.y_train
@@ -202,8 +202,8 @@ def meter_overhead(seconds: float = 30.0) -> dict:
 
 def latency_comparison() -> dict:
     """CPU latency per query (batch of one): teacher vs distilled-size student vs its int8 version."""
-    from .compress import latency, quantize_int8
-    from .recipes import teacher
+    from ..compress import latency, quantize_int8
+    from ..experiments import teacher
 
     data = kdata.load("fashion_mnist")
     big = teacher(data, quiet=True).model.cpu()
@@ -220,12 +220,12 @@ def lm_comparison(steps: int = 150) -> dict:
     labels only, KD from cached top-8 and top-84 teacher logits, KD with the teacher run online —
     plus the teacher's training GFLOP/s against the matmul peak, and sampling speed with and
     without the key/value cache."""
-    from .distill import KDCriterion, topk_logits
-    from .lm import generate
-    from .models import flops_per_example
-    from .perf import achieved_gflops, matmul_gflops
-    from .recipes import build_lm, lm_teacher
-    from .train import fit
+    from ..distill import KDCriterion, topk_logits
+    from ..lm import generate
+    from ..models import flops_per_example
+    from ..perf import achieved_gflops, matmul_gflops
+    from ..experiments import build_lm, lm_teacher
+    from ..train import fit
 
     data = kdata.load("shakespeare", context=64)
     teacher = lm_teacher(data, quiet=True).model.cpu()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from kdlib import recipes, text, zoo
+from kdlib import experiments, text, zoo
 
 
 @pytest.fixture()
@@ -21,17 +21,17 @@ def tiny(tmp_path, monkeypatch):
 
 
 def test_teacher_is_trained_once_then_loaded(tiny):
-    first = recipes.lm_teacher(tiny, quiet=True)
+    first = experiments.lm_teacher(tiny, quiet=True)
     assert not first.cached and first.meta["params"] > 0
     assert first.meta["test_bpc"] < 3.46  # log2(11): it learnt something in one smoke pass
     assert "estimate" in first.meta["energy_source"] or "counter" in first.meta["energy_source"]
-    again = recipes.lm_teacher(tiny, quiet=True)
+    again = experiments.lm_teacher(tiny, quiet=True)
     assert again.cached and again.meta == first.meta
 
 
 def test_transfer_topk_dense_and_generated(tiny):
-    teacher = recipes.lm_teacher(tiny, quiet=True).model
-    tr = recipes.LMTransfer(tiny, teacher)
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
     values, ids = tr.topk()
     assert values.shape == (len(tiny.X_train), 16, 11) and ids.dtype == torch.uint8
     assert tr.topk(3)[0].shape[-1] == 3 and tr.costs["teacher top-k logits"]["bytes"] == values.numel() * 3
@@ -46,27 +46,27 @@ def test_transfer_topk_dense_and_generated(tiny):
 
 
 def test_students_by_route_are_cached_under_their_config(tiny):
-    teacher = recipes.lm_teacher(tiny, quiet=True).model
-    tr = recipes.LMTransfer(tiny, teacher)
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
     got = {}
     for route, kw in [("scratch", {}), ("kd", {"k": 4}), ("kd", {"direction": "reverse"}), ("seqkd", {}),
                       ("budget", {"epochs": 2})]:
-        entry = recipes.lm_student(tiny, "40k", route, 0, tr, **kw)
+        entry = experiments.lm_student(tiny, "40k", route, 0, tr, **kw)
         assert not entry.cached and entry.meta["test_bpc"] > 0
         got[route, tuple(kw.items())] = entry
     assert got["kd", (("k", 4),)].meta["teacher_joules"] > 0 and got["scratch", ()].meta["teacher_joules"] == 0
     assert got["budget", (("epochs", 2),)].meta["tokens_seen"] == 2 * tiny.y_train.numel()
-    assert recipes.lm_student(tiny, "40k", "kd", 0, tr, k=4).cached
-    assert not recipes.lm_student(tiny, "40k", "kd", 0, tr, k=5).cached  # another k is another model
+    assert experiments.lm_student(tiny, "40k", "kd", 0, tr, k=4).cached
+    assert not experiments.lm_student(tiny, "40k", "kd", 0, tr, k=5).cached  # another k is another model
     assert len(list(zoo.zoo_dir().glob("lm-40k-kd-*.pt"))) == 3
 
 
 def test_bad_routes_are_explained(tiny):
     with pytest.raises(ValueError, match="Unknown route"):
-        recipes.lm_student(tiny, "40k", "magic", 0)
+        experiments.lm_student(tiny, "40k", "magic", 0)
     with pytest.raises(ValueError, match="needs transfer"):
-        recipes.lm_student(tiny, "40k", "kd", 0)
+        experiments.lm_student(tiny, "40k", "kd", 0)
     with pytest.raises(ValueError, match="size"):
-        recipes.build_lm("huge", tiny)
+        experiments.build_lm("huge", tiny)
     with pytest.raises(ValueError, match="student size"):
-        recipes.lm_student(tiny, "huge", "scratch", 0)
+        experiments.lm_student(tiny, "huge", "scratch", 0)

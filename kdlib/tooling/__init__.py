@@ -1,0 +1,35 @@
+"""The course tooling: what makes, runs, publishes and grades the lessons — never imported by kdlib's library.
+
+=============  =====================================================================
+``lessons``    ``lessons/`` generated from ``solutions/`` (stubs, setup cell); ``make lessons``
+``grading``    nbgrader's conventions: solution regions, the stub, answer and check cells' metadata
+``pairing``    each solution's paired ``.py`` (jupytext's percent format)
+``runner``     executing notebooks: ``make course``'s full-size run and its summary
+``book``       the course as a static HTML site (Jupyter Book)
+``bench``      kdlib side by side with the plain-PyTorch way
+``cli``        ``python -m kdlib``
+=============  =====================================================================
+
+The library (``kdlib.*``) and the course's experiments (``kdlib.experiments``) never import from
+here; a learner's code has no reason to.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The course repository: ``solutions/``, ``lessons/`` and ``build/`` live here.
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_notebook(path: Path):
+    """A notebook file as an ``nbformat`` node (version 4)."""
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+def notebook_text(nb) -> str:
+    """A notebook as the JSON text written to disk (nbformat's layout, final newline)."""
+    import nbformat
+
+    return nbformat.writes(nb) + "\n"
