@@ -10,7 +10,6 @@ refused with an error naming the field, so one bad entry can never reorder the o
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, replace
 
 from torch import nn
@@ -21,7 +20,7 @@ from .energy import EnergyMeter, energy_per_query
 from .models import count_params
 from .tables import Table
 from .train import evaluate
-from .validate import finite_number
+from .validate import finite_number, whole_number
 
 #: Lifecycle energy budget of the capstone, in watt-hours: training (+ any teacher) + 1M queries.
 BUDGET_WH = 1.0
@@ -50,9 +49,7 @@ class Score:
     def __post_init__(self):
         who = f"Score {self.name!r}:"
         self.accuracy = finite_number(self.accuracy, f"{who} accuracy (a fraction, not a percentage)", high=1.0)
-        if isinstance(self.params, bool) or not isinstance(self.params, numbers.Integral) or self.params < 0:
-            raise ValueError(f"{who} params must be a whole number ≥ 0, got {self.params!r}.")
-        self.params = int(self.params)
+        self.params = whole_number(self.params, f"{who} params (a count of weights)", low=0)
         for field in ("size_kb", "latency_s", "joules_per_1k_queries", "training_joules", "teacher_joules"):
             setattr(self, field, finite_number(getattr(self, field), f"{who} {field}"))
         self.budget_wh = finite_number(self.budget_wh, f"{who} budget_wh", strict=True)

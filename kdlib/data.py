@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import numbers
 import os
 import shutil
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from .runtime import is_smoke
+from .validate import whole_number
 
 DATASETS = ("fashion_mnist", "digits", "mnist1d", "shakespeare")
 
@@ -413,9 +413,7 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
             raise ValueError(f"All tensors must have the same length; got {[len(t) for t in tensors]}.")
     if n == 0:
         raise ValueError("Cannot make batches from an empty dataset (0 examples).")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    batch_size = int(batch_size)
+    batch_size = whole_number(batch_size, "batch_size")
     device = tensors[0].device
     order = torch.randperm(n, generator=generator).to(device) if shuffle else torch.arange(n, device=device)
     if world_size > 1:

@@ -7,23 +7,19 @@ like T-shirts — become visible and carry "dark knowledge".  Introduced in less
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .train import predict
+from .validate import finite_number, whole_number
 
 #: Label value meaning "no label": such examples get only the soft (teacher) term (lesson 3).
 UNLABELLED = -1
 
 
 def _check_temperature(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, numbers.Real) or not math.isfinite(T) or T <= 0:
-        raise ValueError(f"Temperature T must be a positive number, got {T!r}.")
-    return float(T)
+    return finite_number(T, "Temperature T", strict=True)
 
 
 def softmax_t(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
@@ -49,9 +45,7 @@ DIRECTIONS = ("forward", "reverse")
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha weighs the soft term and must be in [0, 1], got {alpha!r}.")
-    return float(alpha)
+    return finite_number(alpha, "alpha (the weight of the soft term)", high=1.0)
 
 
 def _hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -229,9 +223,7 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
 
     Introduced in lesson 8.
     """
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
-    k = int(k)
+    k = whole_number(k, "k")
     values, indices = [], []
     for start in range(0, len(X), batch_size):
         logits = predict(teacher, X[start:start + batch_size], batch_size)

@@ -13,11 +13,12 @@ Sizes used in lesson 8: the teacher ``char_transformer(84, 64, layers=4, heads=4
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .validate import finite_number, whole_number
 
 
 class CausalSelfAttention(nn.Module):
@@ -114,8 +115,7 @@ def char_transformer(vocab_size: int, context: int = 64, *, layers: int = 4, hea
     """
     for name, value in (("vocab_size", vocab_size), ("context", context), ("layers", layers), ("heads", heads),
                         ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        whole_number(value, name)
     if width % heads:
         raise ValueError(f"width ({width}) must be divisible by heads ({heads}).")
     return CharTransformer(int(vocab_size), int(context), int(layers), int(heads), int(width), dropout)
@@ -142,11 +142,8 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
 
     Introduced in lesson 9.
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature >= 0:
-        raise ValueError(f"temperature must be a number ≥ 0, got {temperature!r}.")
-    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
-        raise ValueError(f"length must be a non-negative integer, got {length!r}.")
-    temperature, length = float(temperature), int(length)
+    temperature = finite_number(temperature, "temperature")
+    length = whole_number(length, "length", low=0)
     single = prompt.ndim == 1
     ids = prompt[None] if single else prompt
     if ids.shape[1] == 0:

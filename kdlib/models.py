@@ -7,18 +7,17 @@ which counts a multiply-accumulate as 2 FLOPs (so a ``Linear(a, b)`` costs ``2·
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Sequence
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .validate import whole_number
+
 
 def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
+    return whole_number(value, name)
 
 
 def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int = 10,

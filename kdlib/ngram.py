@@ -16,10 +16,11 @@ V = vocab_size; counts are ``np.unique`` over the keys of the whole stream and l
 from __future__ import annotations
 
 import math
-import numbers
 import time
 
 import numpy as np
+
+from .validate import finite_number, whole_number
 
 SMOOTHINGS = ("kneser_ney", "witten_bell")
 
@@ -63,8 +64,7 @@ class NGramLM:
     """
 
     def __init__(self, order: int = 5, smoothing: str = "kneser_ney"):
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-            raise ValueError(f"order must be an integer ≥ 1 (1 = unigram, 2 = bigram, …), got {order!r}.")
+        order = whole_number(order, "order (1 = unigram, 2 = bigram, …)")
         if smoothing not in SMOOTHINGS:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}.")
         self.order, self.smoothing = int(order), smoothing
@@ -72,9 +72,7 @@ class NGramLM:
 
     def fit(self, tokens, vocab_size: int) -> "NGramLM":
         """Count all k-grams (k = 1 … order) of a training stream of ids in [0, vocab_size); returns self."""
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-            raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}.")
-        V, n = int(vocab_size), self.order
+        V, n = whole_number(vocab_size, "vocab_size"), self.order
         if V ** n > np.iinfo(np.int64).max:
             raise ValueError(f"vocab_size**order = {V}**{n} does not fit in an int64 key; "
                              f"use order ≤ {int(math.log(np.iinfo(np.int64).max) / math.log(V))} for this vocabulary.")
@@ -170,11 +168,8 @@ class NGramLM:
     def generate(self, prompt_tokens=(), n: int = 100, temperature: float = 1.0, seed: int = 0) -> list[int]:
         """Sample n ids after a prompt from ``p^(1/T) / Σ p^(1/T)`` (T → 0: argmax; same seed, same text)."""
         self._check_fitted()
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
-                or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be a positive number (1 = the model, → 0 = argmax), got {temperature!r}.")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n is the number of ids to generate, a non-negative integer; got {n!r}.")
+        temperature = finite_number(temperature, "temperature (1 = the model, → 0 = argmax)", strict=True)
+        n = whole_number(n, "n (the number of ids to generate)", low=0)
         history = list(_as_ids(prompt_tokens, self.vocab_size, "prompt_tokens", allow_empty=True))
         rng, out = np.random.default_rng(seed), []
         for _ in range(n):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .validate import whole_number
+
 #: Environment variable that switches every lesson, dataset and training run to the smoke size.
 SMOKE_ENV = "KDLIB_SMOKE"
 
@@ -137,9 +139,8 @@ def seed_everything(seed: int) -> torch.Generator:
     The single place where runs are made repeatable.  The returned generator is what kdlib's
     batching uses for shuffling, so a run depends on ``seed`` and nothing else.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
-    torch.manual_seed(int(seed))
-    return torch.Generator().manual_seed(int(seed))
+    seed = whole_number(seed, "seed", low=None, error=TypeError)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

