@@ -190,3 +190,40 @@ def test_a_progress_bar_is_kept_as_text_not_called_an_interactive_widget():
               "t": {"model_name": "FloatSliderModel", "state": {"description": "T", "value": 1.0}}}
     note = nb_with(slider)[0]
     assert "An interactive widget" in note.data["text/html"] and "T = 1.0" in note.data["text/html"]
+
+
+def test_book_executes_through_the_course_runner(tmp_path, monkeypatch):
+    """`make book`'s smoke runs are the course runner's: KDLIB_SMOKE=1, its failure lines, its summary."""
+    from kdlib.tooling import runner
+
+    (tmp_path / "solutions").mkdir()
+    for name in ("01_a", "02_b", "03_c"):
+        (tmp_path / "solutions" / f"{name}.ipynb").write_text("{}")
+    calls = []
+
+    def fake(path, out, *, timeout, env):
+        calls.append((path.name, env.get("KDLIB_SMOKE"), "KDLIB_RESULTS" in env and env["KDLIB_RESULTS"], timeout))
+        status = "FAILED at cell 2 of 3: ValueError: no" if path.name == "03_c.ipynb" else "ok"
+        return runner.NotebookRun(path, status, 1.0, out / path.name)
+
+    monkeypatch.setattr(runner, "execute_notebook", fake)
+    assert book.execute(tmp_path / "runs", names=["01", "02"], root=tmp_path) == [tmp_path / "runs" / "01_a.ipynb",
+                                                                                  tmp_path / "runs" / "02_b.ipynb"]
+    assert calls == [("01_a.ipynb", "1", None, 1800), ("02_b.ipynb", "1", None, 1800)]  # smoke size, no headlines
+    with pytest.raises(RuntimeError, match=r"03_c.ipynb \(FAILED at cell 2 of 3: ValueError: no\)"):
+        book.execute(tmp_path / "runs", root=tmp_path)
+    summary = (tmp_path / "runs" / "summary.md").read_text()
+    assert summary.startswith("# Course run (smoke size)") and "| 03_c.ipynb | 1 | FAILED at cell 2 of 3" in summary
+    seconds, _ = book.parse_summary(summary)
+    assert seconds == {"01_a.ipynb": 1.0, "02_b.ipynb": 1.0, "03_c.ipynb": 1.0}
+
+
+def test_a_real_smoke_run_reports_its_failing_cell(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nassert os.environ['KDLIB_SMOKE'] == '1'"),
+                nbformat.v4.new_code_cell("raise ValueError('smoke | fails')")]
+    nbformat.write(nb, tmp_path / "solutions" / "01_fails.ipynb")
+    with pytest.raises(RuntimeError, match=r"01_fails.ipynb \(FAILED at cell 2 of 2: ValueError: smoke \| fails\)"):
+        book.execute(tmp_path / "runs", timeout=60, root=tmp_path)
+    assert (tmp_path / "runs" / "01_fails.ipynb").exists()

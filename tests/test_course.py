@@ -352,3 +352,50 @@ def test_course_run_takes_names_before_or_after_out(monkeypatch, argv):
     monkeypatch.setattr(runner, "run", lambda out, names: seen.append((str(out), names)) or 0)
     assert cli.main(argv) == 0
     assert seen == [("D", ["01", "02"])]
+
+
+def test_course_run_reports_an_unreadable_notebook_and_goes_on(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "01_truncated.ipynb").write_text('{"cells": [')
+    (tmp_path / "solutions" / "02_not_a_notebook.ipynb").write_text("{}")
+    nbformat.write(_nb("x = 1"), tmp_path / "solutions" / "03_ok.ipynb")
+    out = tmp_path / "out"
+    assert runner.run(out, timeout=60, root=tmp_path) == 2
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in (out / "summary.md").read_text().splitlines()
+            if line.startswith("| 0")}
+    assert "FAILED: not a readable notebook (NotJSONError: Notebook does not appear to be JSON" in rows["01_truncated.ipynb"]
+    assert "FAILED: not a readable notebook (" in rows["02_not_a_notebook.ipynb"]
+    assert rows["03_ok.ipynb"].endswith("| ok |")
+    assert {p.name for p in out.glob("*.ipynb")} == {"03_ok.ipynb"}  # nothing executed, nothing written
+
+
+def test_run_all_gives_each_kernel_its_environment_and_leaves_ours_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_SMOKE", "0")
+    monkeypatch.setenv("KDLIB_GONE", "here")
+    nb = _nb("import os\nprint([os.environ.get(k) for k in ('KDLIB_SMOKE', 'KDLIB_NOTEBOOK', 'KDLIB_RESULTS', "
+             "'KDLIB_GONE', 'KDLIB_EXTRA')])")
+    nbformat.write(nb, tmp_path / "01_env.ipynb")
+    (run,) = runner.run_all([tmp_path / "01_env.ipynb"], tmp_path / "out", smoke=True, timeout=60, results=False,
+                            env={"KDLIB_GONE": None, "KDLIB_EXTRA": "x"})
+    assert run.ok and run.wrote == tmp_path / "out" / "01_env.ipynb"
+    printed = nbformat.read(run.wrote, as_version=4).cells[0].outputs[0]["text"]
+    assert printed.strip() == "['1', '01_env', None, None, 'x']"
+    assert os.environ["KDLIB_SMOKE"] == "0" and os.environ["KDLIB_GONE"] == "here" and "KDLIB_EXTRA" not in os.environ
+    assert (tmp_path / "out" / "summary.md").read_text().startswith("# Course run (smoke size)")
+
+
+def test_the_summary_is_written_even_when_the_run_is_interrupted(tmp_path, monkeypatch):
+    done = []
+
+    def fake(path, out, *, timeout, env):
+        if done:
+            raise KeyboardInterrupt
+        done.append(path)
+        return runner.NotebookRun(path, "ok", 3.0, None)
+
+    monkeypatch.setattr(runner, "execute_notebook", fake)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_all([tmp_path / "01_a.ipynb", tmp_path / "02_b.ipynb"], tmp_path / "out", smoke=False)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.startswith("# Course run (full size)") and "| 01_a.ipynb | 3 | ok |" in summary
+    assert "02_b" not in summary

@@ -4,7 +4,7 @@
 ``lessons``    ``lessons/`` generated from ``solutions/`` (stubs, setup cell); ``make lessons``
 ``grading``    nbgrader's conventions: solution regions, the stub, answer and check cells' metadata
 ``pairing``    each solution's paired ``.py`` (jupytext's percent format)
-``runner``     executing notebooks: ``make course``'s full-size run and its summary
+``runner``     the one notebook runner: ``make course`` (full size), the book's smoke runs, ``summary.md``
 ``book``       the course as a static HTML site (Jupyter Book)
 ``bench``      kdlib side by side with the plain-PyTorch way
 ``cli``        ``python -m kdlib``

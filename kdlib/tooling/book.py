@@ -17,7 +17,6 @@ The site is written to ``build/book/_build/html/`` (``index.html`` is the front 
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ROOT
+from . import ROOT, runner
 from .grading import BEGIN, strip_solution
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -38,43 +37,16 @@ def execute(out: Path, names: list[str] | None = None, smoke: bool = True, timeo
             root: Path = ROOT) -> list[Path]:
     """Execute solution notebooks (all, or those whose name contains one of ``names``) into ``out``.
 
-    In the smoke size by default (``KDLIB_SMOKE=1`` for the kernel), as a stand-in when the full-size
-    run of ``make course`` is absent.  Writes a ``summary.md`` like ``make course``'s, without headline
-    numbers.  Raises ``RuntimeError`` naming the notebooks that failed.
+    In the smoke size by default, as a stand-in when the full-size run of ``make course`` is absent;
+    the course's one runner (:func:`kdlib.tooling.runner.run_all`) does it and writes ``summary.md``,
+    without headline numbers.  Returns the executed copies; raises ``RuntimeError`` naming the
+    notebooks that failed, and how (the summary says it too).
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    before = os.environ.get("KDLIB_SMOKE")
-    os.environ["KDLIB_SMOKE"] = "1" if smoke else "0"
-    rows, failed, written = [], [], []
-    try:
-        for path in sorted((root / "solutions").glob("*.ipynb")):
-            if names and not any(n in path.name for n in names):
-                continue
-            nb = nbformat.read(path, as_version=4)
-            start = time.perf_counter()
-            try:
-                NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                               resources={"metadata": {"path": str(path.parent)}}).execute()
-                status = "ok"
-            except CellExecutionError as err:
-                status = f"FAILED: {str(err).strip().splitlines()[-1][:200]}"
-                failed.append(path.name)
-            nbformat.write(nb, out / path.name)
-            written.append(out / path.name)
-            rows.append(f"| {path.name} | {time.perf_counter() - start:.0f} | {status} |")
-    finally:
-        os.environ.pop("KDLIB_SMOKE", None) if before is None else os.environ.__setitem__("KDLIB_SMOKE", before)
-    size = "smoke size" if smoke else "full size"
-    (out / "summary.md").write_text("\n".join([f"# Course run ({size})", "", "| notebook | seconds | status |",
-                                               "|---|---:|---|", *rows]) + "\n")
+    runs = runner.run_all(runner.solutions(root, names), out, smoke=smoke, timeout=timeout, results=False)
+    failed = [f"{r.name} ({r.status})" for r in runs if not r.ok]
     if failed:
-        raise RuntimeError(f"these notebooks failed to run: {', '.join(failed)} (see their outputs in {out})")
-    return written
+        raise RuntimeError(f"these notebooks failed to run: {'; '.join(failed)} (see their outputs in {out})")
+    return [r.wrote for r in runs]
 
 
 def parse_summary(text: str) -> tuple[dict[str, float], dict[str, list[tuple[str, str]]]]:
@@ -216,32 +188,30 @@ def full_size_available(source: Path, root: Path = ROOT) -> bool:
     return (source / "summary.md").is_file() and all((source / n).is_file() for n in wanted)
 
 
-def build(out: Path = ROOT / "build" / "book", source: Path | None = None, names: list[str] | None = None,
-          root: Path = ROOT) -> Path:
-    """Build the site; return the path of its front page (``index.html``).
+def _pick_source(source: Path | None, root: Path) -> tuple[Path, bool]:
+    """The folder of executed notebooks to publish, and whether they ran in the smoke size.
 
-    ``source`` is a folder of executed notebooks with its ``summary.md``; by default ``build/course/``
-    when it is complete, else the smoke-size run in ``build/book-smoke/`` (made now if it is missing).
-    ``names`` keeps only the notebooks whose file name contains one of them.
+    By default ``build/course/`` when it is complete, else the smoke-size run in ``build/book-smoke/``,
+    executed now if it is missing.  A given ``source`` is smoke-size unless its summary says otherwise.
     """
+    if source is not None:
+        summary = Path(source) / "summary.md"
+        return Path(source), ("smoke size" in summary.read_text().splitlines()[0]) if summary.exists() else True
+    if full_size_available(root / "build" / "course", root):
+        return root / "build" / "course", False
+    source = root / "build" / "book-smoke"
+    if not full_size_available(source, root):
+        print(f"No full-size run in build/course/ (make course): executing every lesson in the smoke "
+              f"size into {source} first...", flush=True)
+        execute(source, root=root)
+    return source, True
+
+
+def _write_project(src: Path, source: Path, names: list[str] | None, smoke: bool) -> int:
+    """The Jupyter Book project in ``src``: the notebooks as the book shows them, the front page,
+    ``_config.yml`` and ``_toc.yml``.  Returns how many lessons it holds."""
     import nbformat
 
-    out = Path(out)
-    smoke = False
-    if source is None:
-        source = root / "build" / "course"
-        if not full_size_available(source, root):
-            source = root / "build" / "book-smoke"
-            smoke = True
-            if not full_size_available(source, root):
-                print(f"No full-size run in build/course/ (make course): executing every lesson in the smoke "
-                      f"size into {source} first...", flush=True)
-                execute(source, root=root)
-    else:
-        smoke = "smoke size" in (Path(source) / "summary.md").read_text().splitlines()[0] \
-            if (Path(source) / "summary.md").exists() else True
-    source = Path(source)
-    src = out / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     lessons = []
@@ -258,14 +228,28 @@ def build(out: Path = ROOT / "build" / "book", source: Path | None = None, names
     (src / "_config.yml").write_text(_config(smoke))
     (src / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n"
                                   + "".join(f"  - file: {stem}\n" for stem, _ in lessons))
+    return len(lessons)
+
+
+def build(out: Path = ROOT / "build" / "book", source: Path | None = None, names: list[str] | None = None,
+          root: Path = ROOT) -> Path:
+    """Build the site; return the path of its front page (``index.html``).
+
+    ``source`` is a folder of executed notebooks with its ``summary.md``; by default ``build/course/``
+    when it is complete, else the smoke-size run in ``build/book-smoke/`` (made now if it is missing).
+    ``names`` keeps only the notebooks whose file name contains one of them.
+    """
+    out = Path(out)
+    source, smoke = _pick_source(source, root)
+    count = _write_project(out / "src", source, names, smoke)
     shutil.rmtree(out / "_build", ignore_errors=True)
     tool = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(tool) if tool.exists() else "jupyter-book", "build", str(src), "--path-output", str(out), "--all"]
+    cmd = [str(tool) if tool.exists() else "jupyter-book", "build", str(out / "src"), "--path-output", str(out), "--all"]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     index = out / "_build" / "html" / "index.html"
-    print(f"Built {len(lessons)} lessons ({'smoke' if smoke else 'full'} size, from {source}) in "
+    print(f"Built {count} lessons ({'smoke' if smoke else 'full'} size, from {source}) in "
           f"{time.perf_counter() - start:.0f} s: {index}")
     return index

@@ -70,8 +70,8 @@ def data_command(action: str, names: list[str] | None = None) -> int:
     return status
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: the command line), run the command, return its exit status."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line's commands and options."""
     parser = argparse.ArgumentParser(prog="python -m kdlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="versions, device, threads and datasets available here")
@@ -89,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     book_p.add_argument("--source", type=Path, default=None, help="folder of executed notebooks with summary.md")
     book_p.add_argument("--out", type=Path, default=Path("build") / "book", help="where the site goes")
     book_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line), run the command, return its exit status."""
+    parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if args.command in ("course", "book") and not any(e.startswith("-") for e in extra):
         args.names += extra  # names given after --out DIR, as well as before it
