@@ -422,8 +422,9 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     steps = max(1, math.ceil(n_usable / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if schedule == "cosine" else None
     bar = tqdm(total=epochs * steps, desc=desc, unit="step", disable=quiet or rank != 0, leave=True, dynamic_ncols=True)
-    loop = _Loop(net, opt, sched, criterion or cross_entropy, augment, generator, local_batch, rank, world, dev,
-                 steps, lr, labels, has_unlabelled, bar)
+    loop = _Loop(net=net, opt=opt, sched=sched, criterion=criterion or cross_entropy, augment=augment,
+                 generator=generator, batch_size=local_batch, rank=rank, world=world, dev=dev, steps=steps, lr=lr,
+                 labels=labels, has_unlabelled=has_unlabelled, bar=bar)
     history = History()
     try:
         for epoch in range(1, epochs + 1):

@@ -112,8 +112,9 @@ def execute_notebook(path: Path, out: Path | None = None, *, timeout: int = 1800
     """Execute the notebook at ``path`` in a fresh kernel; write the executed copy into folder ``out``.
 
     The kernel runs in the notebook's own folder, with this process's environment changed by
-    ``env`` (``None`` removes a variable), and each cell may take ``timeout`` seconds.  Nothing
-    raises: a failure is the returned status, and the copy is written with the outputs so far.
+    ``env`` (``None`` removes a variable), and each cell may take ``timeout`` seconds.  A failing
+    notebook raises nothing: the failure is the returned status, and the copy is written with the
+    outputs so far (no copy when the file is no readable notebook).
     """
     import nbformat
 
@@ -166,7 +167,6 @@ def run_all(paths: Iterable[Path], out: Path, *, smoke: bool, timeout: int = 180
             **(env or {})}
     runs: list[NotebookRun] = []
     try:
-        _write_summary(out, runs, smoke, results_path)
         for path in paths:
             print(f"running {Path(path).name} ...", flush=True)
             runs.append(execute_notebook(path, out, timeout=timeout, env={**base, "KDLIB_NOTEBOOK": Path(path).stem}))
