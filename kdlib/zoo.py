@@ -35,13 +35,15 @@ STALE_TMP_SECONDS = 3600  # a save's temporary file older than this was left by 
 
 @dataclass
 class Entry:
-    """What :func:`load_or_train` returns: the model, the metadata saved with it, and whether it
-    came from the cache (``cached``) or was trained now."""
+    """What :func:`load_or_train` returns: the model, the metadata saved with it, whether it came
+    from the cache (``cached``) or was trained now, and ``digest``: the SHA-256 of its weights
+    (:func:`digest`), which names exactly these weights where a later model is trained from them."""
 
     model: nn.Module
     meta: dict
     cached: bool
     path: Path
+    digest: str
 
 
 def zoo_dir() -> Path:
@@ -105,7 +107,8 @@ def save_atomic(obj, path: Path) -> None:
         raise
 
 
-def _try_load(path: Path, config: dict, model: nn.Module) -> dict | None:
+def _try_load(path: Path, config: dict, model: nn.Module) -> tuple[dict, str] | None:
+    """``(meta, digest)`` of the valid checkpoint at ``path``, its weights loaded into ``model``; else None."""
     if not path.is_file():
         return None
     try:
@@ -121,11 +124,12 @@ def _try_load(path: Path, config: dict, model: nn.Module) -> dict | None:
         warnings.warn(f"Ignoring checkpoint {path} ({type(err).__name__}: {err}); training again.", stacklevel=3)
         return None
     if legacy:  # saved before digests: accepted as it is, and given its digest when the folder allows
+        payload["digest"] = digest(payload["state_dict"])
         try:
-            save_atomic({**payload, "digest": digest(payload["state_dict"])}, path)
+            save_atomic(payload, path)
         except OSError:
             pass
-    return dict(payload.get("meta", {}))
+    return dict(payload.get("meta", {})), payload["digest"]
 
 
 def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
@@ -144,16 +148,18 @@ def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
                               "saved there; move or delete it and run again.")
     model = build()
     if not retrain:
-        meta = _try_load(path, config, model)
-        if meta is not None:
+        loaded = _try_load(path, config, model)
+        if loaded is not None:
+            meta, weights = loaded
             model.eval()
-            return Entry(model, meta, True, path)
+            return Entry(model, meta, True, path, weights)
     start = time.perf_counter()
     meta = dict(train(model) or {})
     meta.setdefault("train_seconds", round(time.perf_counter() - start, 2))
     # Plain JSON types only, so that weights_only=True can load them back (numpy floats -> float).
     meta = json.loads(json.dumps(meta, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_atomic({"config": config, "meta": meta, "state_dict": state, "digest": digest(state)}, path)
+    weights = digest(state)
+    save_atomic({"config": config, "meta": meta, "state_dict": state, "digest": weights}, path)
     model.eval()
-    return Entry(model, meta, False, path)
+    return Entry(model, meta, False, path, weights)

@@ -93,7 +93,8 @@ with meter.phase("cache teacher logits"):
     test_logits = kd.distill.cache_logits(teacher, data.X_test)
 CACHE_SECONDS = time.perf_counter() - start
 
-BATCH, LR = 256, 2e-3
+SWEEP = kd.experiments.KDSweep()   # the T/alpha sweep's recipe, shared with kd.experiments.kd_choice
+BATCH, LR = SWEEP.batch_size, SWEEP.lr
 
 
 def one_epoch_seconds(train, criterion=None):
@@ -126,12 +127,13 @@ kd.tables.Table([
 # stays untouched until the final table.
 #
 # Lessons 4–7 distil with the same T and α, so the sweep lives in kdlib: `kd.experiments.kd_choice` trains
-# each setting with exactly the recipe below (its plan is `kd.experiments.kd_sweep_plan()`) and keeps every
-# student in the zoo. Later lessons call it too and get this lesson's choice in a second — and if the
-# sweep ever chooses differently (another CPU's kernels can move a last digit), they follow.
+# each setting with exactly the recipe below — `kd.experiments.KDSweep()`, whose batch size, learning rate,
+# epochs and seeds this lesson reads instead of typing them again — and keeps every student in the zoo.
+# Later lessons call it too and get this lesson's choice in a second — and if the sweep ever chooses
+# differently (another CPU's kernels can move a last digit), they follow.
 
 # %%
-EPOCHS = kd.sized(8, 1)
+EPOCHS = SWEEP.epochs   # 8 (1 in the smoke size)
 SEEDS = kd.sized([0, 1, 2], [0, 1])
 
 
@@ -148,7 +150,7 @@ with meter.phase("T and alpha sweeps"):
     choice, sweeps = kd.experiments.kd_choice(data, quiet=False)
 BEST_T, BEST_ALPHA = choice["T"], choice["alpha"]
 t_sweep, a_sweep, scratch_val = sweeps["temperature"], sweeps["alpha"], sweeps["scratch"]
-TEMPERATURES, ALPHAS, SWEEP_SEEDS = list(t_sweep), list(a_sweep), kd.experiments.kd_sweep_plan()["seeds"]
+TEMPERATURES, ALPHAS, SWEEP_SEEDS = list(t_sweep), list(a_sweep), SWEEP.seeds
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
 ax1.errorbar(TEMPERATURES, [100 * statistics.fmean(v) for v in t_sweep.values()],
@@ -185,8 +187,8 @@ kd.tables.Table([{"setting": "scratch", "validation %": kd.tables.mean_std(scrat
 #   from scratch on validation, and T = 8–20 is worse by one to three points. Hinton et al. (2015)
 #   already noted that very small students do better at moderate temperatures: a high T asks them to
 #   match all of the teacher's logits, including the fine structure among unlikely classes that a
-#   64-unit MLP cannot represent. (Does it still hold with three times the epochs? Change
-#   `EPOCHS` and see.)
+#   64-unit MLP cannot represent. (Does it still hold with three times the epochs? Run
+#   `kd.experiments.KDSweep(epochs=3 * SWEEP.epochs).choose(data)` and see.)
 # * **α hardly matters** once T is low: the four settings lie within about 0.4 points of each other,
 #   at most about twice the seed spread, and α = 0.5–1.0 within 0.15. The chosen values are "a
 #   reasonable setting", not a sharp optimum.

@@ -1,4 +1,6 @@
 """The lesson 8/9 recipes on a tiny synthetic corpus: teacher cache, transfer set, students by route."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -70,3 +72,82 @@ def test_bad_routes_are_explained(tiny):
         experiments.build_lm("huge", tiny)
     with pytest.raises(ValueError, match="student size"):
         experiments.lm_student(tiny, "huge", "scratch", 0)
+
+
+# --- the cache keys of the students: every input's identity, the epochs run, the cache kind and k ---------------
+
+def _untrained_teacher(tiny, seed):
+    torch.manual_seed(seed)
+    return experiments.build_lm("teacher", tiny)
+
+
+def test_a_students_key_names_its_teacher_transfer_set_and_epochs(tiny):
+    a, b = _untrained_teacher(tiny, 0), _untrained_teacher(tiny, 1)
+    tr = experiments.LMTransfer(tiny, a)
+    spec = experiments.LMStudent("40k", "kd", 0)
+    key = spec.key(tiny, spec.inputs(tiny, tr))
+    assert spec.key(tiny, spec.inputs(tiny, experiments.LMTransfer(tiny, a))) == key   # the same inputs again
+    assert spec.key(tiny, spec.inputs(tiny, experiments.LMTransfer(tiny, b))) != key   # another teacher's weights
+    assert spec.key(tiny, spec.inputs(tiny, experiments.LMTransfer(tiny, a, seed=1))) != key   # other windows
+    fewer = experiments.LMTransfer(tiny, a)
+    fewer.X, fewer.y = tr.X[:100], tr.y[:100]
+    assert fewer.identity() == {"seed": 0, "windows": 100} and spec.key(tiny, spec.inputs(tiny, fewer)) != key
+    for other in ({"epochs": 2}, {"k": 4}, {"k": 5}, {"direction": "reverse"}, {"T": 2.0}, {"alpha": 0.5}, {"seed": 1}):
+        changed = experiments.LMStudent("40k", "kd", **{"seed": 0, **other})
+        assert changed.key(tiny, changed.inputs(tiny, tr)) != key, other
+    config = spec.config(tiny, spec.inputs(tiny, tr))
+    assert config["k"] == 11 and config["cache"] == "topk" and config["epochs"] == 1
+    assert config["teacher"] == zoo.digest(a.state_dict()) and config["transfer"] == {"seed": 0, "windows": len(tr.X)}
+
+
+def test_scratch_keys_name_the_windows_not_the_teacher_and_budget_keeps_its_key(tiny):
+    scratch = experiments.LMStudent("40k", "scratch", 0)
+    key = scratch.key(tiny, scratch.inputs(tiny, None))   # the teacher-less transfer set with seed 0
+    assert scratch.key(tiny, scratch.inputs(tiny, experiments.LMTransfer(tiny, _untrained_teacher(tiny, 0)))) == key
+    assert scratch.key(tiny, scratch.inputs(tiny, experiments.LMTransfer(tiny, None, seed=1))) != key
+    budget = experiments.LMStudent("115k", "budget", 0, epochs=3)
+    assert budget.config(tiny, budget.inputs(tiny, None)) == {   # exactly the key of today's checkpoints
+        "windows": 512, "epochs": 3, "lr": 4e-3, "batch_size": 128, "weight_decay": 0.01, "size": "115k",
+        "layers": 4, "heads": 4, "width": 48, "route": "budget", "seed": 0, "smoke": True, "vocab": 11, "context": 16,
+        "works": {"train": ["a"], "val": ["b"], "test": ["c"]}}
+
+
+def test_the_teacher_keeps_the_key_of_its_checkpoints(tiny):
+    assert experiments.LMTeacher().config(tiny) == {
+        "arch": "char_transformer", "layers": 4, "heads": 4, "width": 128, "vocab": 11, "context": 16, "epochs": 1,
+        "lr": 2e-3, "batch_size": 32, "weight_decay": 0.1, "seed": 0, "smoke": True,
+        "works": {"train": ["a"], "val": ["b"], "test": ["c"]}, "metered": True}
+
+
+def test_the_cache_never_answers_for_another_teacher_transfer_seed_or_epoch_count(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
+    first = experiments.lm_student(tiny, "40k", "kd", 0, tr, k=4)
+    assert experiments.lm_student(tiny, "40k", "kd", 0, experiments.LMTransfer(tiny, teacher), k=4).cached
+    assert not experiments.lm_student(tiny, "40k", "kd", 0, experiments.LMTransfer(tiny, _untrained_teacher(tiny, 1)),
+                                      k=4).cached
+    assert not experiments.lm_student(tiny, "40k", "kd", 0, experiments.LMTransfer(tiny, teacher, seed=1), k=4).cached
+    twice = experiments.lm_student(tiny, "40k", "kd", 0, tr, k=4, epochs=2)
+    assert not twice.cached and twice.meta["tokens_seen"] == 2 * first.meta["tokens_seen"]
+    assert len(twice.meta["history"]) == 2
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"k": 0}, "positive integer"), ({"k": -1}, "positive integer"), ({"k": True}, "positive integer"),
+    ({"k": 2.5}, "positive integer"), ({"k": 12}, "more than the vocabulary"),
+    ({"k": 4, "direction": "reverse"}, "Reverse KL"), ({"direction": "sideways"}, "direction"),
+    ({"epochs": 0}, "epochs"), ({"epochs": -2}, "epochs")])
+def test_bad_kd_settings_are_refused_before_training(tiny, kw, match):
+    tr = experiments.LMTransfer(tiny, _untrained_teacher(tiny, 0))
+    with pytest.raises(ValueError, match=match):
+        experiments.lm_student(tiny, "40k", "kd", 0, tr, **kw)
+    assert not zoo.zoo_dir().exists() or not list(zoo.zoo_dir().glob("*.pt"))   # nothing was trained
+
+
+def test_kd_settings_on_another_route_are_refused(tiny):
+    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+        experiments.lm_student(tiny, "40k", "scratch", 0, T=2.0)
+    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+        experiments.lm_student(tiny, "40k", "budget", 0, k=4)
+    with pytest.raises(ValueError, match="trained on kd.load"):
+        experiments.lm_teacher(SimpleNamespace(name="fashion_mnist"))

@@ -29,6 +29,7 @@ def test_trains_once_then_loads(data_home):
     assert all(torch.all(p == 0.5) for p in second.model.parameters())
     assert first.path == second.path and first.path.parent == data_home / "zoo"
     assert list(first.path.parent.glob("*.tmp")) == []
+    assert first.digest == second.digest == zoo.digest(second.model.state_dict())  # names these weights
 
 
 def test_changed_config_retrains(data_home):
@@ -108,6 +109,7 @@ def test_legacy_checkpoint_without_digest_loads_and_gains_one(data_home, recwarn
     again = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
     assert again.cached and calls == [1] and not recwarn.list
     assert torch.load(entry.path, weights_only=True)["digest"] == zoo.digest(again.model.state_dict())
+    assert again.digest == entry.digest
 
 
 def test_a_folder_at_the_checkpoint_path_fails_before_training(data_home):

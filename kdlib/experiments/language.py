@@ -1,12 +1,23 @@
-"""The Shakespeare experiments of lessons 8–9: the language-model teacher, its transfer set, the students."""
+"""The Shakespeare experiments of lessons 8–9: the language-model teacher, its transfer set, the students.
+
+:class:`LMTeacher` and :class:`LMStudent` are frozen dataclasses, trained and cached by
+:meth:`~kdlib.experiments.base.Experiment.load_or_train`; ``lm_teacher`` and ``lm_student`` are the
+thin wrappers the lessons call.  A student's key holds what it learnt from: the teacher's weight
+digest and the transfer set's seed and size (:meth:`LMTransfer.identity`).
+"""
 from __future__ import annotations
 
-from .. import zoo
-from ..energy import EnergyMeter
-from ..models import count_params, flops_per_example
-from ..runtime import is_smoke, sized
-from ..train import evaluate, fit
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..distill import KDCriterion
+from ..models import count_params, flops_per_example
+from ..runtime import sized
+from ..train import evaluate, fit
+from ..zoo import Entry
+from .base import Experiment, metered
 
 #: Architectures of lesson 8 (see :func:`kdlib.lm.char_transformer`): the teacher and two students.
 LM_SIZES = {
@@ -15,16 +26,18 @@ LM_SIZES = {
     "115k": {"layers": 4, "heads": 4, "width": 48},       # ~120 k
 }
 
+#: The routes of :class:`LMStudent`.
+ROUTES = ("scratch", "kd", "seqkd", "budget")
 
-def lm_teacher_config(data) -> dict:
-    """The lesson 8 teacher: ``LM_SIZES["teacher"]``, two passes over the training plays, AdamW, cosine.
 
-    lr 2e-3 was the best of 1e-3 … 1e-2 in a 400-step probe; one pass reached 1.81 nats/char on
-    validation, two passes are needed to beat a 7-gram model.
-    """
-    return {"arch": "char_transformer", **LM_SIZES["teacher"], "vocab": data.vocab_size, "context": data.context,
-            "epochs": sized(2, 1), "lr": 2e-3, "batch_size": 32, "weight_decay": 0.1, "seed": 0, "smoke": is_smoke(),
-            "works": data.info.get("works"), "metered": True}
+def transfer_windows() -> int:
+    """How many training windows a transfer set draws: 16,000 (512 in the smoke size)."""
+    return sized(16_000, 512)
+
+
+def corpus(data) -> dict:
+    """What a language model's key says about its corpus: vocabulary size, context and the works per split."""
+    return {"vocab": data.vocab_size, "context": data.context, "works": data.info.get("works")}
 
 
 def build_lm(size: str, data):
@@ -41,58 +54,70 @@ def build_lm(size: str, data):
 
 def lm_scores(model, data) -> dict:
     """Validation and test loss of a language model in nats per character and bits per character."""
-    import math
-
     val, test = evaluate(model, *data.val)["loss"], evaluate(model, *data.test)["loss"]
     return {"val_nats": val, "test_nats": test, "val_bpc": val / math.log(2), "test_bpc": test / math.log(2)}
 
 
-def lm_teacher(data, retrain: bool = False, quiet: bool = False) -> zoo.Entry:
-    """The cached Shakespeare teacher of lesson 8; trains it (about 7 minutes on 2 cores) if not cached.
+@dataclass(frozen=True)
+class LMTeacher(Experiment):
+    """The lesson 8 teacher: ``LM_SIZES["teacher"]``, two passes over the training plays, AdamW, cosine.
 
-    ``Entry.meta`` holds ``history``, ``train_seconds``, ``energy_joules`` and ``energy_source``,
-    ``val_bpc``/``test_bpc`` (and nats), ``params``, ``flops_per_token`` (forward, torch's counter)
-    and ``tokens_seen``.
+    lr 2e-3 was the best of 1e-3 … 1e-2 in a 400-step probe; one pass reached 1.81 nats/char on
+    validation, two passes are needed to beat a 7-gram model.  ``Entry.meta`` holds ``history``,
+    ``train_seconds``, ``energy_joules`` and ``energy_source``, ``val_bpc``/``test_bpc`` (and nats),
+    ``params``, ``flops_per_token`` (forward, torch's counter) and ``tokens_seen``.
+    """
+
+    layers: int = LM_SIZES["teacher"]["layers"]
+    heads: int = LM_SIZES["teacher"]["heads"]
+    width: int = LM_SIZES["teacher"]["width"]
+    epochs: int = field(default_factory=lambda: sized(2, 1))
+    lr: float = 2e-3
+    batch_size: int = 32
+    weight_decay: float = 0.1
+    seed: int = 0
+
+    data_name: ClassVar[str] = "shakespeare"
+    zoo_name: ClassVar[str] = "lm-teacher"
+    key_labels: ClassVar[dict] = {"arch": "char_transformer", "metered": True}
+
+    def settings(self, data):
+        return {**super().settings(data), **corpus(data)}
+
+    def build(self, data):
+        from ..lm import char_transformer
+
+        return char_transformer(data.vocab_size, data.context, layers=self.layers, heads=self.heads, width=self.width)
+
+    def train(self, model, data, ready, quiet):
+        history = fit(model, data.train, data.val, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                      weight_decay=self.weight_decay, seed=self.seed, quiet=quiet, desc="LM teacher")
+        return {"history": history.rows}
+
+    def scores(self, model, data, ready):
+        import torch
+
+        return {**lm_scores(model, data), "params": count_params(model),
+                "flops_per_token": flops_per_example(model, (data.context,), torch.long) / data.context,
+                "tokens_seen": self.epochs * data.y_train.numel()}
+
+
+def lm_teacher(data, retrain: bool = False, quiet: bool = False) -> Entry:
+    """The cached Shakespeare teacher of lesson 8 (:class:`LMTeacher`); trains it (about 7 minutes on 2 cores) if not cached.
 
     Introduced in lesson 8.
     """
-    import torch
-
-    if getattr(data, "name", None) != "shakespeare":
-        raise ValueError("The lesson 8 teacher is trained on kd.load('shakespeare').")
-    config = lm_teacher_config(data)
-
-    def train(model):
-        torch.manual_seed(config["seed"])
-        model.load_state_dict(build_lm("teacher", data).state_dict())  # seeded initial weights
-        meter = EnergyMeter(device=data.device)
-        with meter:
-            history = fit(model, data.train, data.val, epochs=config["epochs"], lr=config["lr"],
-                          batch_size=config["batch_size"], weight_decay=config["weight_decay"],
-                          seed=config["seed"], quiet=quiet, desc="LM teacher")
-        return {"history": history.rows, "train_seconds": round(meter.seconds, 2),
-                "energy_joules": round(meter.joules, 1), "energy_source": meter.source, **lm_scores(model, data),
-                "params": count_params(model),
-                "flops_per_token": flops_per_example(model, (data.context,), torch.long) / data.context,
-                "tokens_seen": config["epochs"] * data.y_train.numel()}
-
-    entry = zoo.load_or_train("lm-teacher", config, lambda: build_lm("teacher", data), train, retrain=retrain)
-    entry.model.to(data.device)
-    return entry
-
-
-def lm_student_plan() -> dict:
-    """How every lesson 8 student is trained: one pass over ``windows`` training windows, batch 32."""
-    return {"windows": sized(16_000, 512), "epochs": 1, "lr": 3e-3, "batch_size": 32, "weight_decay": 0.01}
+    return LMTeacher().load_or_train(data, retrain=retrain, quiet=quiet)
 
 
 class LMTransfer:
-    """The transfer set of lesson 8: ``lm_student_plan()["windows"]`` seeded training windows and what the teacher says.
+    """The transfer set of lesson 8: :func:`transfer_windows` training windows drawn with ``seed``, and what the teacher says.
 
     ``topk()`` returns the teacher's top-``k`` logits at every position (k = the whole vocabulary by
     default: smaller k are its first columns), computed on first use; ``generated(n)`` returns
     windows of text the teacher wrote itself (sequence-level KD).  Each is metered once and its
     cost kept in ``costs`` (joules, seconds, source, bytes), so a route that needs it can count it.
+    ``identity()`` is what a student's key records of it.
 
     Introduced in lesson 8.
     """
@@ -100,17 +125,19 @@ class LMTransfer:
     def __init__(self, data, teacher, seed: int = 0):
         import torch
 
-        self.data, self.teacher = data, teacher
-        n = min(lm_student_plan()["windows"], len(data.X_train))
+        self.data, self.teacher, self.seed = data, teacher, seed
+        n = min(transfer_windows(), len(data.X_train))
         order = torch.randperm(len(data.X_train), generator=torch.Generator().manual_seed(seed))[:n]
         self.X, self.y = data.X_train[order.to(data.device)], data.y_train[order.to(data.device)]
         self.costs: dict[str, dict] = {}
         self._topk = self._generated = None
 
+    def identity(self) -> dict:
+        """Which windows these are: the seed of their draw and how many (the teacher is named on its own)."""
+        return {"seed": self.seed, "windows": len(self.X)}
+
     def _metered(self, name: str, fn):
-        meter = EnergyMeter(device=self.data.device)
-        with meter:
-            out = fn()
+        out, meter = metered(fn, self.data.device)
         tensors = out if isinstance(out, tuple) else (out,)
         self.costs[name] = {"joules": meter.joules, "seconds": meter.seconds, "source": meter.source,
                             "bytes": sum(t.numel() * t.element_size() for t in tensors)}
@@ -154,72 +181,143 @@ class LMTransfer:
         return self._generated
 
 
+def _positive_int_or_none(name: str, value, meaning: str):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+        raise ValueError(f"{name} is {meaning}: a positive integer, or None; got {value!r}.")
+
+
+@dataclass(frozen=True)
+class LMStudent(Experiment):
+    """A lesson 8 student: ``size`` (of :data:`LM_SIZES`) trained on one ``route`` with ``seed``.
+
+    ``"scratch"``: labels of the transfer windows; ``"kd"``: token-level KD on the teacher's cached
+    top-``k`` logits (``k=None``: all; ``direction`` forward or reverse, the reverse on the dense
+    logits), weight ``alpha`` on the soft term at temperature ``T``; ``"seqkd"``: labels = text the
+    teacher wrote (:data:`TEXT`); ``"budget"``: labels of the whole training split, batch 128.
+    ``epochs`` passes (default one).  ``T``, ``alpha``, ``k`` and ``direction`` belong to the kd route.
+    """
+
+    size: str
+    route: str
+    seed: int = 0
+    T: float = 1.0
+    alpha: float = 1.0
+    k: int | None = None
+    direction: str = "forward"
+    epochs: int | None = None
+
+    data_name: ClassVar[str] = "shakespeare"
+    #: How the seqkd route's text is written (:meth:`LMTransfer.generated`'s arguments).
+    TEXT: ClassVar[dict] = {"temperature": 1.0, "seed": 0, "batch": 1024}
+
+    def __post_init__(self):
+        if self.size not in LM_SIZES or self.size == "teacher":
+            raise ValueError(f"Unknown student size {self.size!r}; lesson 8's students are "
+                             f"{', '.join(s for s in LM_SIZES if s != 'teacher')}.")
+        if self.route not in ROUTES:
+            raise ValueError(f"Unknown route {self.route!r}; use one of {', '.join(ROUTES)}.")
+        _positive_int_or_none("k", self.k, "how many of the teacher's largest logits are kept per position")
+        _positive_int_or_none("epochs", self.epochs, "the number of passes over the training tensors")
+        if self.direction not in ("forward", "reverse"):
+            raise ValueError(f"direction must be 'forward' or 'reverse', got {self.direction!r}.")
+        if self.route != "kd" and (self.T, self.alpha, self.k, self.direction) != (1.0, 1.0, None, "forward"):
+            raise ValueError(f"T, alpha, k and direction are settings of the 'kd' route; the {self.route!r} "
+                             "route does not use them.")
+
+    @property
+    def zoo_name(self) -> str:
+        return f"lm-{self.size}-{self.route}"
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        return {"budget": (), "scratch": ("transfer",)}.get(self.route, ("transfer", "teacher"))
+
+    def top_k(self, data) -> int:
+        """The k it distils from: ``k``, or the whole vocabulary when ``k`` is None."""
+        if self.k is not None and self.k > data.vocab_size:
+            raise ValueError(f"k = {self.k} is more than the vocabulary's {data.vocab_size} characters.")
+        if self.direction == "reverse" and self.k not in (None, data.vocab_size):
+            raise ValueError("Reverse KL needs the teacher's whole distribution (the dense logits): leave k=None.")
+        return self.k or data.vocab_size
+
+    @property
+    def recipe(self) -> dict:
+        """Its ``fit`` settings: ``epochs`` passes (default 1), AdamW with lr 3e-3, batch 32, weight decay 0.01."""
+        if self.route == "budget":  # many passes over all the plays: larger batches use a CPU's FLOPs better
+            return {"epochs": self.epochs or 1, "lr": 4e-3, "batch_size": 128, "weight_decay": 0.01}
+        return {"epochs": self.epochs or 1, "lr": 3e-3, "batch_size": 32, "weight_decay": 0.01}
+
+    def settings(self, data):
+        config = {"size": self.size, **LM_SIZES[self.size], "route": self.route, "seed": self.seed, **self.recipe,
+                  **corpus(data)}
+        if self.route == "kd":
+            config.update(T=self.T, alpha=self.alpha, direction=self.direction, k=self.top_k(data),
+                          cache="dense" if self.direction == "reverse" else "topk")
+        if self.route == "seqkd":
+            config["text"] = dict(self.TEXT)
+        if self.route == "budget":  # a label the key of today's checkpoints carries (budget reads no windows)
+            config["windows"] = transfer_windows()
+        return config
+
+    def inputs(self, data, transfer: LMTransfer | None) -> dict:
+        """Its ``inputs`` for ``transfer``: the transfer set (scratch: a teacher-less one by default) and its teacher."""
+        if self.route == "budget":
+            return {}
+        if self.route == "scratch":  # the very windows the distilled students see
+            return {"transfer": transfer or LMTransfer(data, None)}
+        return {"transfer": transfer, "teacher": getattr(transfer, "teacher", None)}
+
+    def check(self, data, inputs):
+        super().check(data, inputs)
+        transfer = inputs.get("transfer")
+        if "teacher" in self.uses and (transfer is None or inputs.get("teacher") is None):
+            raise ValueError(f"The {self.route!r} route needs transfer=LMTransfer(data, teacher).")
+        if "teacher" in self.uses and inputs["teacher"] is not transfer.teacher:
+            raise ValueError("inputs['teacher'] must be the transfer set's own teacher (LMStudent.inputs makes both).")
+        if transfer is not None and (corpus(transfer.data) != corpus(data) or len(transfer.data.X_train) != len(data.X_train)):
+            raise ValueError("This transfer set was drawn from another corpus; make LMTransfer(data, ...) from this one.")
+
+    def prepare(self, data, inputs, derived):
+        transfer = inputs.get("transfer")
+        if self.route == "budget":
+            return {"train": data.train, "teacher_joules": 0.0}
+        if self.route == "scratch":
+            return {"train": (transfer.X, transfer.y), "teacher_joules": 0.0}
+        if self.route == "seqkd":
+            text = transfer.generated(**self.TEXT)
+            return {"train": text, "teacher_joules": transfer.costs["teacher writes text"]["joules"]}
+        soft = (transfer.dense(),) if self.direction == "reverse" else transfer.topk(self.top_k(data))
+        return {"train": (transfer.X, transfer.y, *soft), "teacher_joules": transfer.costs["teacher top-k logits"]["joules"]}
+
+    def build(self, data):
+        return build_lm(self.size, data)
+
+    def train(self, model, data, ready, quiet):
+        criterion = KDCriterion(self.T, self.alpha, direction=self.direction) if self.route == "kd" else None
+        history = fit(model, ready["train"], data.val, **self.recipe, criterion=criterion, seed=self.seed, quiet=quiet,
+                      desc=f"{self.size} {self.route} s{self.seed}")
+        return {"history": history.rows}
+
+    def scores(self, model, data, ready):
+        return {"teacher_joules": ready["teacher_joules"], **lm_scores(model, data), "params": count_params(model),
+                "tokens_seen": self.recipe["epochs"] * ready["train"][1].numel()}
+
+
 def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | None = None, *,
                T: float = 1.0, alpha: float = 1.0, k: int | None = None, direction: str = "forward",
-               epochs: int | None = None, quiet: bool = True) -> zoo.Entry:
-    """A lesson 8 student, cached in the zoo under everything that made it.
+               epochs: int | None = None, quiet: bool = True) -> Entry:
+    """A lesson 8 student (:class:`LMStudent`), cached in the zoo under everything that made it.
 
-    ``route``: ``"scratch"`` (labels of the transfer windows), ``"kd"`` (token-level KD on the
-    teacher's cached top-``k`` logits, ``k=None`` = all, ``direction`` forward or reverse, weight
-    ``alpha`` on the soft term at temperature ``T``), ``"seqkd"`` (labels = text the teacher wrote),
-    ``"budget"`` (labels of the whole training split for ``epochs`` passes, batch 128).  ``Entry.meta`` has the
-    scores (:func:`lm_scores`), ``train_seconds``, ``energy_joules``/``energy_source`` of the
-    student's own training, and ``teacher_joules``: the teacher-side cost it needed (caching or
-    generation), as measured when it was made.
+    ``transfer`` is the :class:`LMTransfer` the scratch, kd and seqkd routes train on (scratch: a
+    teacher-less one with seed 0 by default).  ``Entry.meta`` has the scores (:func:`lm_scores`),
+    ``train_seconds``, ``energy_joules``/``energy_source`` of the student's own training, and
+    ``teacher_joules``: the teacher-side cost it needed (caching or generation), as measured when
+    it was made.
 
     Introduced in lesson 8.
     """
-    from ..distill import KDCriterion
-
-    routes = ("scratch", "kd", "seqkd", "budget")
-    if size not in LM_SIZES or size == "teacher":
-        raise ValueError(f"Unknown student size {size!r}; lesson 8's students are "
-                         f"{', '.join(k for k in LM_SIZES if k != 'teacher')}.")
-    if route not in routes:
-        raise ValueError(f"Unknown route {route!r}; use one of {', '.join(routes)}.")
-    if route in ("kd", "seqkd") and transfer is None:
-        raise ValueError(f"The {route!r} route needs transfer=LMTransfer(data, teacher).")
-    cfg = {**lm_student_plan(), "size": size, **LM_SIZES[size], "route": route, "seed": seed, "smoke": is_smoke(),
-           "vocab": data.vocab_size, "context": data.context, "works": data.info.get("works")}
-    if route == "kd":
-        cfg.update(T=T, alpha=alpha, k=k or data.vocab_size, direction=direction)
-    if route in ("kd", "seqkd"):
-        cfg["teacher"] = zoo.config_key(lm_teacher_config(data))
-    if route == "budget":  # many passes over all the plays: larger batches use a CPU's FLOPs better
-        cfg.update(epochs=epochs or cfg["epochs"], batch_size=128, lr=4e-3)
-
-    def train(model):
-        import torch
-
-        torch.manual_seed(seed)
-        model.load_state_dict(build_lm(size, data).state_dict())
-        criterion, teacher_joules = None, 0.0
-        if route == "kd":
-            tensors = (transfer.X, transfer.y, transfer.dense()) if direction == "reverse" else \
-                (transfer.X, transfer.y, *transfer.topk(cfg["k"]))
-            criterion = KDCriterion(T, alpha, direction=direction)
-            teacher_joules = transfer.costs["teacher top-k logits"]["joules"]
-        elif route == "seqkd":
-            tensors = transfer.generated()
-            teacher_joules = transfer.costs["teacher writes text"]["joules"]
-        elif route == "budget":
-            tensors = data.train
-        else:
-            same = transfer or LMTransfer(data, None)  # the very windows the distilled students see
-            tensors = same.X, same.y
-        meter = EnergyMeter(device=data.device)
-        with meter:
-            history = fit(model, tensors, data.val, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                          weight_decay=cfg["weight_decay"], criterion=criterion, seed=seed, quiet=quiet,
-                          desc=f"{size} {route} s{seed}")
-        return {"history": history.rows, "train_seconds": round(meter.seconds, 2), "energy_joules": meter.joules,
-                "energy_source": meter.source, "teacher_joules": teacher_joules, **lm_scores(model, data),
-                "params": count_params(model), "tokens_seen": cfg["epochs"] * tensors[1].numel()}
-
-    name = f"lm-{size}-{route}"
-    entry = zoo.load_or_train(name, cfg, lambda: build_lm(size, data), train)
-    entry.model.to(data.device)
-    return entry
+    spec = LMStudent(size, route, seed, T=T, alpha=alpha, k=k, direction=direction, epochs=epochs)
+    return spec.load_or_train(data, spec.inputs(data, transfer), quiet=quiet)
 
 
 #: The (T, alpha) pairs lesson 8 tries for token-level KD, on validation, with the 40k student.
