@@ -5,7 +5,11 @@ with small models that never needed a giant.  Each module owns one responsibilit
 
 =============  =====================================================================
 ``runtime``    device choice (cuda → mps → cpu), device synchronisation, seeds, the smoke size
-``data``       Fashion-MNIST, digits and MNIST-1D as tensors; checksums; fast batching
+``data``       the data sets by name: ``load``, ``ensure`` and the ``DATASETS`` registry
+``dataset``    ``Dataset`` (train / validation / test tensors), the shared split and normalisation; ``batches``
+``cache``      the cache folder ``data_dir()``, the missing- and corrupt-data errors, checksums
+``fashion_mnist`` Fashion-MNIST's four files: found, fetched, checksum-verified, loaded
+``bundled``    the data sets that need no files: scikit-learn's digits, MNIST-1D generated
 ``text``       the Shakespeare corpus as characters, split by work, in windows
 ``lm``         a small causal character transformer and sampling with a key/value cache (lesson 8)
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
@@ -43,7 +47,8 @@ from __future__ import annotations
 import importlib
 
 # The core, imported with kdlib (torch, numpy and tqdm only): data, models, training, the zoo.
-from .data import Dataset, batches, load
+from .data import load
+from .dataset import Dataset, batches
 from .models import cnn, count_params, describe, flops_per_example, mlp
 from .ngram import NGramLM
 from .runtime import choose_device, device, is_smoke, seed_everything, sized

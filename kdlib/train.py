@@ -30,7 +30,10 @@ Criterion = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 @dataclass
 class History:
-    """Per-epoch records of a run: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``."""
+    """Per-epoch records of a run: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``.
+
+    Introduced in lesson 1.
+    """
 
     rows: list[dict] = field(default_factory=list)
 
@@ -182,6 +185,8 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.T
 
     Floating inputs are fed in the dtype of the model's weights (float64 data to a float32 model
     as float32); uint8 inputs (raw pixels) are refused with a message saying how to convert them.
+
+    Introduced in lesson 1.
     """
     batch_size = whole_number(batch_size, "batch_size")
     if len(X) == 0:
@@ -204,6 +209,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     With sequence labels ``y`` of shape ``(N, T)`` both are over every position (lesson 8:
     ``loss / ln 2`` is then the bits per character).  Every example needs a label (no −1), and
     NaN or infinite inputs or model outputs are an error rather than a meaningless accuracy.
+
+    Introduced in lesson 1.
     """
     _check_xy(X, y, "evaluate()")
     lo, hi = _check_labels(y, "evaluate()", unlabelled_ok=False)
@@ -407,6 +414,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     dtype of the model's weights (float64 → float32).  Numbers may be numpy scalars.  A loss that
     turns NaN or infinite stops the run with a ``FloatingPointError`` naming the epoch and step;
     it is checked every :data:`CHECK_EVERY` steps and at each epoch end, never after every step.
+
+    Introduced in lesson 1.
     """
     epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch_size")
     lr, weight_decay = finite_number(lr, "lr", strict=True), finite_number(weight_decay, "weight_decay")
@@ -447,6 +456,8 @@ def train_fresh(build: Callable[[], nn.Module], train, seed: int, **fit_kwargs) 
 
     Seeding before ``build()`` fixes the initial weights, ``seed`` in ``fit`` the batch order, so
     the same ``seed`` gives the same model.  Lessons 3–6 train every seeded run this way.
+
+    Introduced in lesson 3.
     """
     torch.manual_seed(seed)
     model = build()

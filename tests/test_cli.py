@@ -28,7 +28,7 @@ def test_data_verify_reports_missing_data(tmp_path):
     import os
 
     env = {**os.environ, "KDLIB_DATA": str(tmp_path)}
-    code = ("import sys, kdlib.data as d, kdlib.tooling.cli as m; from pathlib import Path; "
+    code = ("import sys, kdlib.fashion_mnist as d, kdlib.tooling.cli as m; from pathlib import Path; "
             f"d.DEBIAN_FASHION_DIR = Path({str(tmp_path / 'none')!r}); sys.exit(m.main(['data', 'verify']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "apt-get install dataset-fashion-mnist" in out.stderr

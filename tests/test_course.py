@@ -120,11 +120,11 @@ def test_setup_cell_is_a_no_op_where_kdlib_and_the_data_are(capsys):
 
 
 def test_ensure_fetches_only_what_is_missing(data_home, monkeypatch, capsys):
-    from kdlib import data
+    from kdlib import data, fashion_mnist
 
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", data_home / "no-debian")
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_DIR", data_home / "no-debian")
     fetched = []
-    monkeypatch.setattr(data, "download_fashion_mnist", lambda: fetched.append(1) or data_home / "fashion-mnist")
+    monkeypatch.setattr(fashion_mnist, "download_fashion_mnist", lambda: fetched.append(1) or data_home / "fashion-mnist")
     data.ensure("digits", "mnist1d")
     assert fetched == [] and capsys.readouterr().out == ""
     data.ensure("fashion_mnist")

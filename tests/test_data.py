@@ -4,21 +4,21 @@ import shutil
 import pytest
 import torch
 
-from kdlib import data
+from kdlib import data, dataset, fashion_mnist
 
 
 @pytest.fixture
 def no_debian(monkeypatch, tmp_path):
     """Hide the system copy so the search path is only what the test builds."""
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
-    data._fashion_arrays.cache_clear()
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
+    fashion_mnist.read_arrays.cache_clear()
     yield
-    data._fashion_arrays.cache_clear()
+    fashion_mnist.read_arrays.cache_clear()
 
 
 def _real_folder():
-    data._fashion_arrays.cache_clear()
-    folder, _ = data.locate_fashion_mnist()
+    fashion_mnist.read_arrays.cache_clear()
+    folder, _ = fashion_mnist.locate_fashion_mnist()
     return folder
 
 
@@ -37,7 +37,7 @@ def test_fashion_mnist_full_split():
 
 def test_validation_comes_from_train_never_test():
     ds = data.load("fashion_mnist", smoke=False)
-    arrays, _ = data._fashion_arrays()
+    arrays, _ = fashion_mnist.read_arrays()
     original_train = torch.bincount(torch.from_numpy(arrays["train_labels"].astype("int64")), minlength=10)
     original_test = torch.from_numpy(arrays["t10k_labels"].astype("int64"))
     # train + val together are exactly the 60k training examples; test is the untouched t10k file
@@ -60,7 +60,7 @@ def test_split_is_seeded():
 def test_smoke_size_slices(monkeypatch):
     monkeypatch.setenv("KDLIB_SMOKE", "1")
     ds = data.load("fashion_mnist")
-    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == data.SMOKE_SIZES
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == dataset.SMOKE_SIZES
     assert "smoke" in ds.source
 
 
@@ -96,22 +96,22 @@ def test_missing_data_names_all_three_ways(data_home, no_debian):
 
 def test_files_in_cache_are_used_first():
     real = _real_folder()
-    spec = data.FASHION_FILES[1]
-    assert data.verify_file(real / spec.name, spec)[:4] == b"\x00\x00\x08\x01"
+    spec = fashion_mnist.FASHION_FILES[1]
+    assert fashion_mnist.verify_file(real / spec.name, spec)[:4] == b"\x00\x00\x08\x01"
 
 
 @pytest.fixture
 def fashion_cache(data_home, monkeypatch, tmp_path):
     """The real Fashion-MNIST files copied into an empty kdlib cache, the system copy hidden."""
     real = _real_folder()
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     target = data_home / "fashion-mnist"
     target.mkdir(parents=True)
-    for spec in data.FASHION_FILES:
+    for spec in fashion_mnist.FASHION_FILES:
         shutil.copy(real / spec.name, target / spec.name)
-    data._fashion_arrays.cache_clear()
+    fashion_mnist.read_arrays.cache_clear()
     yield target
-    data._fashion_arrays.cache_clear()
+    fashion_mnist.read_arrays.cache_clear()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "not-gzip", "other-content"])

@@ -18,9 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASE = re.compile(r"Introduced in lesson (\d+)\.")
-#: Modules whose docstrings another branch edits this round (issue-12 hardening); the check is
-#: skipped for them until their lines are added — delete an entry once its module has them.
-NOT_YET = {"train", "zoo", "capstone", "course"}
 
 
 @cache
@@ -101,7 +98,7 @@ def first_lesson(module: str, name: str) -> int | None:
     return next((n for n, text in lessons().items() if uses(text, module, name)), None)
 
 
-CASES = [case for case in public_objects() if case[0] not in NOT_YET]
+CASES = public_objects()
 
 
 @pytest.mark.parametrize("module,name,doc", CASES, ids=[f"{m}.{n}" for m, n, _ in CASES])
@@ -127,10 +124,40 @@ def test_the_phrase_is_checked_somewhere():
     assert not uses("ledger.break_even('a', 'b')", "ledger", "break_even")   # a method of a lesson's object
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("__")
+
+
+def private_uses(module: str, tree: ast.Module) -> list[str]:
+    """Where kdlib ``module`` takes another kdlib module's private name: ``from .x import _y``, or
+    ``x._y`` on a module it imported (``from .. import x``, ``from .. import x as z``), anywhere in it."""
+    bad, modules = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            source = _absolute(module, node)
+            for alias in node.names:
+                if _private(alias.name):
+                    bad.append(f"kdlib.{module} imports {alias.name} from kdlib.{source}")
+                elif ".".join(filter(None, (source, alias.name))) in sources():
+                    modules[alias.asname or alias.name] = ".".join(filter(None, (source, alias.name)))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules \
+                and _private(node.attr) and modules[node.value.id] != module:
+            bad.append(f"kdlib.{module} uses {node.value.id}.{node.attr} of kdlib.{modules[node.value.id]} "
+                       f"(line {node.lineno})")
+    return bad
+
+
 def test_no_private_imports_across_modules():
     """Modules share only public names (e.g. ``runtime.synchronize``, not ``perf._sync``)."""
-    bad = [f"kdlib.{module} imports {alias.name} from kdlib.{_absolute(module, node)}"
-           for module, tree in sources().items() for node in ast.walk(tree)
-           if isinstance(node, ast.ImportFrom) and node.level >= 1
-           for alias in node.names if alias.name.startswith("_") and not alias.name.endswith("__")]
+    bad = [line for module, tree in sources().items() for line in private_uses(module, tree)]
     assert not bad, "\n".join(bad)
+
+
+def test_private_uses_are_caught():
+    """Guards the test above: both spellings of a private use are found, public ones are not."""
+    assert private_uses("tooling.bench", ast.parse("from .. import data as kdata\nkdata._fashion_arrays()")) == [
+        "kdlib.tooling.bench uses kdata._fashion_arrays of kdlib.data (line 2)"]
+    assert private_uses("doctor", ast.parse("def f():\n    from . import text\n    return text._corpus"))
+    assert private_uses("text", ast.parse("from .data import _finish"))
+    assert not private_uses("doctor", ast.parse("from . import text\ntext.locate_corpus()\ntext.__name__"))

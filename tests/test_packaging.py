@@ -69,7 +69,7 @@ def test_data_folder_tracks_only_readme_and_manifest():
 
 
 def test_manifest_matches_the_code():
-    from kdlib.data import FASHION_FILES
+    from kdlib.fashion_mnist import FASHION_FILES
 
     manifest = json.loads((ROOT / "data" / "manifest.json").read_text())["fashion-mnist"]["files"]
     assert [(f["name"], f["md5_gz"], f["md5_content"], f["examples"]) for f in manifest] == [

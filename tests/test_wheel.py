@@ -124,12 +124,13 @@ nbformat.write(nb, "executed.ipynb")
     assert where.startswith(str(venv.parent.parent)) and not where.startswith(str(ROOT)), where
     debian = Path("/usr/share/datasets/fashion-mnist")
     if not (debian / "train-images-idx3-ubyte.gz").exists():  # no Debian package here: use the user cache
-        from kdlib.data import locate_fashion_mnist
+        from kdlib.fashion_mnist import locate_fashion_mnist
 
         shutil.copytree(locate_fashion_mnist()[0], home / ".cache" / "kdlib" / "fashion-mnist")
     found = _run(venv, """
 import kdlib as kd
-from kdlib.data import data_dir, locate_fashion_mnist
+from kdlib.data import data_dir
+from kdlib.fashion_mnist import locate_fashion_mnist
 data = kd.load("fashion_mnist")
 print(data_dir(), "|", locate_fashion_mnist()[1], "|", tuple(data.X_train.shape[1:]))
 """, work, env)

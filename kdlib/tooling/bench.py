@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as kdata
+from .. import fashion_mnist
 from ..models import mlp
 from ..runtime import is_smoke
 
@@ -41,7 +42,7 @@ def _train_steps(model, opt, batches_iter, max_steps=None) -> tuple[float, int]:
 def epoch_comparison(batch_size: int = 128, max_steps: int | None = None, repeats: int = 1) -> dict:
     """One MLP epoch on Fashion-MNIST's 60k training images, four ways, in one run:
 
-    * ``kdlib``: :func:`kdlib.data.batches` over tensors already in memory;
+    * ``kdlib``: :func:`kdlib.dataset.batches` over tensors already in memory;
     * ``tutorial``: ``DataLoader`` over torchvision's ``FashionMNIST`` with ``ToTensor``;
     * ``tensordataset``: ``DataLoader(TensorDataset(X, y))``;
     * ``floor``: the same number of steps on one fixed batch — the compute floor, no data work.
@@ -52,7 +53,7 @@ def epoch_comparison(batch_size: int = 128, max_steps: int | None = None, repeat
     from torch.utils.data import DataLoader, TensorDataset
     from torchvision import datasets, transforms
 
-    arrays, _ = kdata._fashion_arrays()
+    arrays, _ = fashion_mnist.read_arrays()
     X = torch.from_numpy(arrays["train_images"].astype(np.float32) / 255.0)[:, None]
     y = torch.from_numpy(arrays["train_labels"].astype(np.int64))
     steps = max_steps or -(-len(y) // batch_size)
@@ -65,8 +66,8 @@ def epoch_comparison(batch_size: int = 128, max_steps: int | None = None, repeat
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "FashionMNIST" / "raw"
         raw.mkdir(parents=True)
-        folder, _ = kdata.locate_fashion_mnist()
-        for spec in kdata.FASHION_FILES:  # torchvision reads the decompressed files
+        folder, _ = fashion_mnist.locate_fashion_mnist()
+        for spec in fashion_mnist.FASHION_FILES:  # torchvision reads the decompressed files
             (raw / spec.name[:-3]).write_bytes(gzip.decompress((folder / spec.name).read_bytes()))
         tutorial = datasets.FashionMNIST(tmp, train=True, download=False, transform=transforms.ToTensor())
         xb0, yb0 = X[:batch_size], y[:batch_size]

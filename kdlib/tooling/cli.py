@@ -11,18 +11,18 @@ STORED_DATASETS = ("fashion_mnist", "shakespeare")
 
 
 def _fashion(action: str) -> None:
-    from .. import data
+    from .. import fashion_mnist as fm
 
     if action == "fetch":
         try:
-            folder, label = data.locate_fashion_mnist()
-        except data.DataNotFoundError:
+            folder, label = fm.locate_fashion_mnist()
+        except fm.DataNotFoundError:
             print("Fashion-MNIST not found locally; downloading with torchvision...")
-            folder, label = data.download_fashion_mnist(), "downloaded"
+            folder, label = fm.download_fashion_mnist(), "downloaded"
     else:
-        folder, label = data.locate_fashion_mnist()
-    for spec in data.FASHION_FILES:
-        data.verify_file(folder / spec.name, spec)
+        folder, label = fm.locate_fashion_mnist()
+    for spec in fm.FASHION_FILES:
+        fm.verify_file(folder / spec.name, spec)
         print(f"  ok  {spec.name}  ({label}: {folder})")
     print("Fashion-MNIST verified against the published MD5 checksums.")
 

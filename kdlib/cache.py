@@ -1,0 +1,48 @@
+"""The cache folder where data sets and checkpoints live, and the two ways a file in it can fail.
+
+:func:`data_dir` says where the folder is; :class:`DataNotFoundError` is raised when a data set is
+in none of the places kdlib looks, :class:`CorruptDataError` when a file is there but damaged;
+:func:`md5` is the checksum Fashion-MNIST's files are published with; :func:`fetch_if_missing` is
+what ``kdlib.data.ensure`` does for each data set stored in files.  The bottom of the data
+modules: it imports none of them, and every one that reads or writes files imports it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data set is in none of the places kdlib looks, and downloading was not asked for."""
+
+
+class CorruptDataError(ValueError):
+    """A data file exists but is truncated, corrupted or not the file it claims to be."""
+
+
+def data_dir() -> Path:
+    """The cache folder: ``$KDLIB_DATA``, else the repository's ``data/``, else ``~/.cache/kdlib``."""
+    env = os.environ.get("KDLIB_DATA")
+    if env:
+        return Path(env).expanduser()
+    repo_data = Path(__file__).resolve().parent.parent / "data"
+    if (repo_data / "README.md").is_file():
+        return repo_data
+    return Path.home() / ".cache" / "kdlib"
+
+
+def md5(blob: bytes) -> str:
+    """The MD5 of ``blob`` in hex: a check against damage, not a security measure."""
+    return hashlib.md5(blob, usedforsecurity=False).hexdigest()
+
+
+def fetch_if_missing(locate: Callable[[], object], fetch: Callable[[], Path], saying: str) -> None:
+    """Call ``locate()``; only where it raises :class:`DataNotFoundError`, print ``saying``, ``fetch()``
+    and print where the data was saved.  Data already here is left alone, silently and unread."""
+    try:
+        locate()
+    except DataNotFoundError:
+        print(saying)
+        print(f"  saved in {fetch()}")
