@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from .compress import latency, size_on_disk
-from .data import Dataset
+from .dataset import Dataset
 from .energy import EnergyMeter, energy_per_query
 from .models import count_params
 from .tables import Table

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Dataset, batches
+from .dataset import Dataset, batches
 from .runtime import device as pick_device
 from .runtime import seed_everything
 from .tables import Table

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import data_dir
+from .cache import data_dir
 
 FORMAT = 1  # bump when the checkpoint layout changes; old files are then retrained
 STALE_TMP_SECONDS = 3600  # a save's temporary file older than this was left by a killed process

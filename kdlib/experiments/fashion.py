@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..data import Dataset
+from ..dataset import Dataset
 from ..distill import KDCriterion, cache_logits
 from ..models import cnn, count_params, flops_per_example, mlp
 from ..runtime import sized
