@@ -169,7 +169,7 @@ def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | No
 
     Introduced in lesson 8.
     """
-    from ..distill import KDCriterion
+    from ..distill import DenseLogits, KDCriterion, SparseLogits
 
     routes = ("scratch", "kd", "seqkd", "budget")
     if size not in LM_SIZES or size == "teacher":
@@ -197,7 +197,8 @@ def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | No
         if route == "kd":
             tensors = (transfer.X, transfer.y, transfer.dense()) if direction == "reverse" else \
                 (transfer.X, transfer.y, *transfer.topk(cfg["k"]))
-            criterion = KDCriterion(T, alpha, direction=direction)
+            signal = DenseLogits() if direction == "reverse" else SparseLogits()
+            criterion = KDCriterion(T, alpha, signal=signal, direction=direction)
             teacher_joules = transfer.costs["teacher top-k logits"]["joules"]
         elif route == "seqkd":
             tensors = transfer.generated()
