@@ -157,7 +157,8 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
 
         p̂_i  = softmax(top_values / T)_i              over the k kept classes i ∈ K (renormalised)
         soft = T² · Σ_{i∈K} p̂_i · (log p̂_i − log q_i),   q = softmax(z_s / T) over the full vocabulary
-        loss = alpha · soft + (1 − alpha) · CE(labels, z_s)
+               (averaged over rows / positions, as kd_terms' batchmean)
+        loss = alpha · soft + (1 − alpha) · CE(labels, z_s)   (alpha weighs the soft term, as in kd_terms)
 
     This is how production small models are distilled (Gemma 2/3 store the teacher's top-k
     next-token logits: a full vocabulary per token cannot be kept).  With k equal to the number of
@@ -361,7 +362,12 @@ class OnlineTeacher(TeacherSignal):
 class KDCriterion:
     """The KD loss as a ``fit`` criterion, reading one named kind of teacher signal (lessons 3 and 8)::
 
-        loss = alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(y, z_s)      (see kd_terms)
+        loss = alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(y, z_s),   p_T = softmax(z_t / T), q_T = softmax(z_s / T)
+
+    (Hinton, Vinyals & Dean 2015): the KL in log space with ``batchmean`` reduction (summed over
+    classes, averaged over rows or positions), times T² so that its gradients keep their size as
+    T changes; the cross-entropy averaged over labelled rows (``UNLABELLED`` rows get the soft
+    term only).  Details in :func:`kd_terms` and :func:`topk_kd_terms`.
 
     * ``KDCriterion(T, alpha)`` — cached dense logits, ``fit(student, (X, y, logits), ...)``
       (:class:`DenseLogits`, the default);
