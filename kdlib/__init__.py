@@ -25,6 +25,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``checks``     exercise checks that say right or wrong without giving the answer
 ``plots``      labelled matplotlib figures; ``widgets``: the temperature and sampling explorers
 ``tables``     result tables (text and HTML), mean ± std
+``stats``      seed statistics: paired differences, spread, t-interval, the twice-the-spread rule
 ``teacherfree`` label smoothing, born-again self-distillation, self-training
 ``augment``    shifts and flips with torchvision.transforms.v2, one random draw per group of a batch
 ``compress``   pruning, int8 quantization, size on disk, CPU latency
@@ -62,7 +63,7 @@ __version__ = "0.1.0"
 #: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
     "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
-    "lm", "perf", "plots", "shift", "tables", "teacherfree", "validate", "widgets",
+    "lm", "perf", "plots", "shift", "stats", "tables", "teacherfree", "validate", "widgets",
 )
 
 
@@ -81,7 +82,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm", "perf",
-    "plots", "shift", "tables", "teacherfree", "text", "widgets",
+    "plots", "shift", "stats", "tables", "teacherfree", "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

@@ -4,6 +4,10 @@ Hinton, Vinyals & Dean (2015), *Distilling the Knowledge in a Neural Network*, a
 The student learns from the teacher's *soft labels* ``p_T = softmax(z_teacher / T)``: at a high
 temperature T the small probabilities the teacher gives to wrong classes — which shirts look
 like T-shirts — become visible and carry "dark knowledge".  Introduced in lessons 2 and 3.
+
+The teacher's signal reaches :class:`KDCriterion` as one of three named kinds, each with its one
+loss: :class:`DenseLogits` (its full logits, cached once), :class:`SparseLogits` (its top-k logits
+and their ids, cached once) and :class:`OnlineTeacher` (the frozen teacher, run on every batch).
 """
 from __future__ import annotations
 
@@ -86,17 +90,24 @@ def _teacher_log_probs(teacher_logits: torch.Tensor, T: float, direction: str = 
 
 def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
              T: float = 4.0, alpha: float = 0.9, direction: str = "forward") -> dict[str, torch.Tensor]:
-    """The Hinton KD loss and its two named terms (lesson 3)::
+    """The Hinton KD loss and its two named terms (Hinton, Vinyals & Dean 2015, section 2)::
 
-        soft = T² · KL( softmax(z_t / T) ‖ softmax(z_s / T) )       (batchmean)
-        hard = CE(labels, z_s)                                        (mean over labelled rows)
+        soft = T² · KL( softmax(z_t / T) ‖ softmax(z_s / T) )       (batchmean: summed over classes,
+                                                                      averaged over rows)
+        hard = CE(labels, z_s)                                        (mean over labelled rows, at T = 1)
         loss = alpha · soft + (1 − alpha) · hard
 
+    **kdlib's alpha weighs the soft (KD) term**, as in Hinton et al.: ``alpha = 1`` is soft labels
+    only, ``alpha = 0`` plain cross-entropy.  torchdistill's ``KDLoss`` writes the same loss the
+    other way round, ``L = alpha · CE + (1 − alpha) · τ² · KL`` (its ``alpha`` weighs the
+    cross-entropy, its ``beta``, by default ``1 − alpha``, the KL term), so kdlib's ``alpha = 0.9``
+    is torchdistill's ``alpha = 0.1``.
+
     Computed in log space (``log_softmax`` on both sides, ``F.kl_div(..., log_target=True)``),
-    with ``reduction="batchmean"`` so it is a true KL per example.  A teacher logit of −inf (a
-    masked class) counts 0·log 0 = 0; NaN or +inf teacher logits are reported (see
-    :func:`_teacher_log_probs`).  The T² factor keeps the
-    soft term's gradients the same size as T changes: they scale as 1/T² otherwise (Hinton
+    with ``reduction="batchmean"`` so it is a true KL per example (PyTorch's ``"mean"`` would also
+    divide by the number of classes).  A teacher logit of −inf (a masked class) counts 0·log 0 = 0;
+    NaN or +inf teacher logits are reported (see :func:`_teacher_log_probs`).  The T² factor keeps
+    the soft term's gradients the same size as T changes: they scale as 1/T² otherwise (Hinton
     et al. 2015, section 2).  Rows whose label is ``UNLABELLED`` (−1) contribute to ``soft`` only.
     The teacher logits are detached: no gradient ever flows into the teacher.
 
@@ -140,7 +151,8 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
 
         p̂_i  = softmax(top_values / T)_i              over the k kept classes i ∈ K (renormalised)
         soft = T² · Σ_{i∈K} p̂_i · (log p̂_i − log q_i),   q = softmax(z_s / T) over the full vocabulary
-        loss = alpha · soft + (1 − alpha) · CE(labels, z_s)
+               (averaged over rows / positions, as kd_terms' batchmean)
+        loss = alpha · soft + (1 − alpha) · CE(labels, z_s)   (alpha weighs the soft term, as in kd_terms)
 
     This is how production small models are distilled (Gemma 2/3 store the teacher's top-k
     next-token logits: a full vocabulary per token cannot be kept).  With k equal to the number of
@@ -202,8 +214,8 @@ def freeze(teacher: nn.Module) -> FrozenTeacher:
 def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The teacher's logits on the whole transfer set ``X``, computed once.
 
-    Reused every epoch, they make a KD epoch cost about as much as a scratch epoch; the
-    online alternative (:class:`KDCriterion` with a teacher) runs the teacher on every batch.
+    Reused every epoch (:class:`DenseLogits`), they make a KD epoch cost about as much as a scratch
+    epoch; the online alternative (:class:`OnlineTeacher`) runs the teacher on every batch.
     Runs in eval mode without building a graph, and leaves ``teacher`` as it was (trainable
     models, such as a born-again generation, stay trainable).
 
@@ -236,52 +248,160 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
     return torch.cat(values), torch.cat(indices)
 
 
-class KDCriterion:
-    """The KD loss as a ``fit`` criterion, with cached or online teacher logits (lessons 3 and 8).
+_SPARSE_FORWARD_ONLY = ("k-sparse teacher logits support the forward direction only: the teacher's probability "
+                        "outside its top k is unknown, so KL(student‖teacher) is undefined.")
 
-    * cached: ``fit(student, (X, y, cached_logits), criterion=KDCriterion(T, alpha))`` —
-      the teacher's logits arrive sliced with the batch, in ``batch[2]``;
-    * cached k-sparse: ``fit(student, (X, y, values, indices), ...)`` with the pair made by
-      :func:`topk_logits` — the loss is :func:`topk_kd_terms` (forward direction only);
-    * online: ``KDCriterion(T, alpha, teacher=teacher)`` runs the frozen teacher on every batch
-      (needed when the inputs change every epoch, e.g. under augmentation).
 
-    ``direction`` is ``"forward"`` (Hinton) or ``"reverse"`` (MiniLLM); see :func:`kd_terms`.
+class TeacherSignal:
+    """What the teacher gives a :class:`KDCriterion`, and which tensors of ``fit``'s batch carry it.
+
+    One kind of teacher signal per subclass, each with one loss (mdistiller's habit: every method
+    returns its named terms): :class:`DenseLogits` (cached full logits), :class:`SparseLogits`
+    (cached top-k values and ids) and :class:`OnlineTeacher` (the teacher itself, run on every
+    batch).  :meth:`terms` checks that the batch holds what the signal reads — ``reads`` names the
+    tensors in order — and returns ``{"loss", "soft", "hard"}``.
+    """
+
+    #: The batch as ``fit`` delivers it to the criterion, tensor by tensor.
+    reads: tuple[str, ...] = ("X", "y")
+    #: True when only the forward KL(teacher‖student) can be computed from this signal.
+    forward_only = False
+
+    def terms(self, student_logits: torch.Tensor, batch, T: float, alpha: float,
+              direction: str = "forward") -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _check(self, batch) -> None:
+        if len(batch) == len(self.reads):
+            return
+        kinds = {3: "(X, y, logits): signal=DenseLogits(), the default",
+                 4: "(X, y, values, ids): signal=SparseLogits()",
+                 2: "(X, y): signal=OnlineTeacher(teacher), which runs the teacher on every batch"}
+        hint = kinds.get(len(batch), "one of (X, y, logits), (X, y, values, ids) or (X, y)")
+        raise ValueError(f"{self!r} reads batches ({', '.join(self.reads)}), but fit() gave the criterion "
+                         f"{len(batch)} tensors. Pass fit() the tensors this signal reads, or name the signal "
+                         f"that matches the batch: {hint}.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class DenseLogits(TeacherSignal):
+    """Cached full teacher logits, the third tensor of every batch: ``fit(student, (X, y, logits), ...)``.
+
+    Made once by :func:`cache_logits` (or any ``(..., classes)`` tensor); the loss is :func:`kd_terms`,
+    forward or reverse KL.  :class:`KDCriterion`'s default signal.
 
     Introduced in lesson 3.
     """
 
-    def __init__(self, T: float = 4.0, alpha: float = 0.9, teacher: nn.Module | None = None,
+    reads = ("X", "y", "logits")
+
+    def terms(self, student_logits, batch, T, alpha, direction="forward"):
+        self._check(batch)
+        return kd_terms(student_logits, batch[2], batch[1], T, alpha, direction)
+
+
+class SparseLogits(TeacherSignal):
+    """Cached k-sparse teacher logits, ``fit(student, (X, y, values, ids), ...)``, as :func:`topk_logits` makes them.
+
+    The loss is :func:`topk_kd_terms`, forward KL only: the teacher's probability outside its top k
+    is unknown, so KL(student‖teacher) cannot be computed.
+
+    Introduced in lesson 8.
+    """
+
+    reads = ("X", "y", "values", "ids")
+    forward_only = True
+
+    def terms(self, student_logits, batch, T, alpha, direction="forward"):
+        self._check(batch)
+        if direction != "forward":
+            raise ValueError(_SPARSE_FORWARD_ONLY)
+        return topk_kd_terms(student_logits, batch[2], batch[3], batch[1], T, alpha)
+
+
+class OnlineTeacher(TeacherSignal):
+    """The teacher itself, run on every batch ``(X, y)``: needed when the inputs change from epoch to epoch.
+
+    ``model`` is wrapped by :func:`freeze` here, so the teacher is frozen by construction: eval
+    mode, no gradient and no graph, and none of its parameters in the student's optimizer.  It
+    follows the batch to ``fit``'s device the first time it sees one.  The loss is :func:`kd_terms`
+    on the teacher's logits for ``batch[0]``, equal to :class:`DenseLogits` with those same logits
+    cached.  (``fit`` gives the criterion the batch as sliced, before any ``augment``.)
+
+    Introduced in lesson 3.
+    """
+
+    reads = ("X", "y")
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"OnlineTeacher needs the teacher model (a torch.nn.Module), got {type(model).__name__}.")
+        self.teacher = freeze(model)
+
+    def terms(self, student_logits, batch, T, alpha, direction="forward"):
+        self._check(batch)
+        param = next(self.teacher.parameters(), None)
+        if param is not None and param.device != batch[0].device:
+            self.teacher.to(batch[0].device)  # follow the data to fit()'s device, once
+        return kd_terms(student_logits, self.teacher(batch[0]), batch[1], T, alpha, direction)
+
+    def __repr__(self) -> str:
+        return f"OnlineTeacher({type(self.teacher.model).__name__})"
+
+
+class KDCriterion:
+    """The KD loss as a ``fit`` criterion, reading one named kind of teacher signal (lessons 3 and 8)::
+
+        loss = alpha · T² · KL(p_T ‖ q_T) + (1 − alpha) · CE(y, z_s),   p_T = softmax(z_t / T), q_T = softmax(z_s / T)
+
+    (Hinton, Vinyals & Dean 2015): the KL in log space with ``batchmean`` reduction (summed over
+    classes, averaged over rows or positions), times T² so that its gradients keep their size as
+    T changes; the cross-entropy averaged over labelled rows (``UNLABELLED`` rows get the soft
+    term only).  Details in :func:`kd_terms` and :func:`topk_kd_terms`.
+
+    * ``KDCriterion(T, alpha)`` — cached dense logits, ``fit(student, (X, y, logits), ...)``
+      (:class:`DenseLogits`, the default);
+    * ``KDCriterion(T, alpha, signal=SparseLogits())`` — cached top-k, ``fit(student, (X, y, values, ids), ...)``
+      (:func:`topk_kd_terms`, forward direction only);
+    * ``KDCriterion(T, alpha, signal=OnlineTeacher(teacher))`` — the frozen teacher run on every
+      batch, ``fit(student, (X, y), ...)``.
+
+    A batch that does not hold what the signal reads is an error that says which signal would fit
+    it.  ``alpha`` weighs the soft term (kdlib's convention; torchdistill's ``KDLoss`` uses it for
+    the cross-entropy, see :func:`kd_terms`).  ``direction`` is ``"forward"`` (Hinton) or
+    ``"reverse"`` (MiniLLM).  :meth:`terms` returns the named terms ``{"loss", "soft", "hard"}``;
+    calling the criterion returns ``loss``.
+
+    Introduced in lesson 3.
+    """
+
+    def __init__(self, T: float = 4.0, alpha: float = 0.9, *, signal: TeacherSignal | None = None,
                  direction: str = "forward"):
         self.T = _check_temperature(T)
         self.alpha = _check_alpha(alpha)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}.")
         self.direction = direction
-        self.teacher = freeze(teacher) if teacher is not None else None
+        signal = DenseLogits() if signal is None else signal
+        if not isinstance(signal, TeacherSignal):
+            wrap = " — wrap a teacher model as signal=OnlineTeacher(teacher)" if isinstance(signal, nn.Module) else ""
+            raise TypeError(f"signal must be DenseLogits(), SparseLogits() or OnlineTeacher(teacher), "
+                            f"got {type(signal).__name__}{wrap}.")
+        if signal.forward_only and direction != "forward":
+            raise ValueError(_SPARSE_FORWARD_ONLY)
+        self.signal = signal
+
+    def terms(self, student_logits: torch.Tensor, batch) -> dict[str, torch.Tensor]:
+        """``{"loss", "soft", "hard"}`` for one batch, from this criterion's signal."""
+        return self.signal.terms(student_logits, batch, self.T, self.alpha, self.direction)
 
     def __call__(self, student_logits: torch.Tensor, batch) -> torch.Tensor:
-        if self.teacher is not None:
-            param = next(self.teacher.parameters(), None)
-            if param is not None and param.device != batch[0].device:
-                self.teacher.to(batch[0].device)  # follow the data to fit()'s device, once
-            teacher_logits = self.teacher(batch[0])
-        elif len(batch) == 4:
-            if self.direction != "forward":
-                raise ValueError("k-sparse teacher logits support the forward direction only: the teacher's "
-                                 "probability outside its top k is unknown, so KL(student‖teacher) is undefined.")
-            return topk_kd_terms(student_logits, batch[2], batch[3], batch[1], self.T, self.alpha)["loss"]
-        elif len(batch) == 3:
-            teacher_logits = batch[2]
-        else:
-            raise ValueError("KDCriterion needs cached teacher logits as the third training tensor "
-                             "(X, y, logits), a top-k pair (X, y, values, indices), or a teacher=... "
-                             "for the online path.")
-        return kd_loss(student_logits, teacher_logits, batch[1], self.T, self.alpha, self.direction)
+        return self.terms(student_logits, batch)["loss"]
 
     def __repr__(self) -> str:
-        source = "online" if self.teacher else "cached"
-        return f"KDCriterion(T={self.T}, alpha={self.alpha}, {self.direction}, {source} teacher)"
+        return f"KDCriterion(T={self.T}, alpha={self.alpha}, signal={self.signal!r}, direction={self.direction!r})"
 
 
 def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:

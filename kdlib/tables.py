@@ -5,18 +5,7 @@ import html
 import statistics
 from typing import Sequence
 
-
-def spread(values: Sequence[float]) -> float:
-    """Sample standard deviation of ``values``; 0.0 for a single value (one seed has no spread).
-
-    The "seed spread" every lesson compares a gain with (lesson 3 on).
-
-    Introduced in lesson 3.
-    """
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("spread needs at least one value.")
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+from .stats import spread  # the seed spread (sample std); kd.tables.spread is the same function
 
 
 def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:

@@ -193,9 +193,11 @@ def topk_kd_loss(student_logits, top_values, top_ids, T):
 kd.checks.check_topk_kd_loss(topk_kd_loss)
 
 # %% [markdown]
-# The students below use kdlib's version, `kd.distill.topk_kd_terms`, through `kd.distill.KDCriterion`:
-# when `kd.fit` gets `(X, y, top_values, top_ids)` it slices the cache with every batch, and the teacher is
-# never run again.
+# The students below use kdlib's version, `kd.distill.topk_kd_terms`, through
+# `kd.distill.KDCriterion(T, alpha, signal=kd.distill.SparseLogits())`: `kd.fit` gets
+# `(X, y, top_values, top_ids)` and slices the cache with every batch, and the teacher is never run again.
+# (The reverse-KL students read the dense logits rebuilt from the k = 84 cache, `kd.distill.DenseLogits()`:
+# the reverse KL needs the teacher's probability of every character.)
 #
 # ## 6 · Choosing T and α on validation
 #
@@ -246,30 +248,24 @@ kd.tables.Table(table, f"40k student, {len(SEEDS)} seeds, mean ± std · teacher
                        f"energy: {meter.source}")
 
 # %% [markdown]
-# Is the gain real? Lesson 3's rule: a difference counts when it exceeds twice the larger seed spread.
+# Is the gain real? Lesson 3's rule, `kd.stats.compare`: a difference counts when it exceeds twice the larger
+# seed spread. Here fewer bits are better (`higher_is_better=False`), so a gain is a drop in bits per character.
 
 # %%
 def bpcs(entries):
     return [e.meta["test_bpc"] for e in entries]
 
 
-def spread(values):
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 scratch = bpcs(students["scratch (labels only)"])
 for name in ("distilled, forward KL", "distilled, reverse KL"):
     kd_bpc = bpcs(students[name])
-    gain = statistics.fmean(scratch) - statistics.fmean(kd_bpc)
-    noise = 2 * max(spread(scratch), spread(kd_bpc))
-    closed = gain / (statistics.fmean(scratch) - tm["test_bpc"])
-    verdict = "a real gain" if gain > noise else "clearly WORSE than scratch" if gain < -noise else \
-        "within seed noise"
+    fewer_bits = kd.stats.compare(scratch, kd_bpc, higher_is_better=False)
+    closed = fewer_bits.gain / (statistics.fmean(scratch) - tm["test_bpc"])
     effect = f"it closes {100 * closed:.0f} % of the gap to the teacher" if closed >= 0 else \
         "it moves the student away from the teacher"
-    print(f"{name}: {gain:+.3f} bpc against scratch (positive = better; 2 × spread = {noise:.3f}) → {verdict}; "
-          f"{effect}.")
-    kd.experiments.record(f"40k {name}: test bpc gain over scratch (2x spread)", f"{gain:+.3f} ({noise:.3f})")
+    print(f"{name}, against scratch (positive = fewer bits): {fewer_bits.describe(3, 'bpc')}; {effect}.")
+    kd.experiments.record(f"40k {name}: test bpc gain over scratch (2x spread)",
+                          f"{fewer_bits.gain:+.3f} ({fewer_bits.threshold:.3f})")
 kd.experiments.record("40k scratch test bpc", kd.tables.mean_std(scratch, scale=1, digits=3))
 kd.experiments.record("40k forward-KL test bpc", kd.tables.mean_std(bpcs(students["distilled, forward KL"]), scale=1, digits=3))
 

@@ -248,7 +248,7 @@ fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for row in rows:
     values = bpc[row["route"]]
     giant = row["route"] == "serve the teacher" or "distilled" in row["route"] or "sequence" in row["route"]
-    ax.errorbar(row["lifecycle Wh"], statistics.fmean(values), yerr=statistics.stdev(values) if len(values) > 1 else 0,
+    ax.errorbar(row["lifecycle Wh"], statistics.fmean(values), yerr=kd.stats.spread(values),
                 fmt="o" if giant else "s", capsize=3, color="tab:red" if giant else "tab:green")
     offset, align = LABEL_AT.get(row["route"], ((5, 4), "left"))
     ax.annotate(row["route"], (row["lifecycle Wh"], statistics.fmean(values)), fontsize=8,
@@ -293,10 +293,8 @@ def mean(name):
 
 
 for size in ("40k", "115k"):
-    gain = mean(f"{size} scratch") - mean(f"{size} distilled")
-    noise = 2 * max(statistics.stdev(bpc[f"{size} scratch"]), statistics.stdev(bpc[f"{size} distilled"])) \
-        if len(SEEDS) > 1 else 0.0
-    print(f"{size}: distillation {gain:+.3f} bpc vs scratch (2 × spread {noise:.3f}) at "
+    fewer_bits = kd.stats.compare(bpc[f"{size} scratch"], bpc[f"{size} distilled"], higher_is_better=False)
+    print(f"{size}: distillation against scratch {fewer_bits.describe(3, 'bpc')}, at "
           f"{ledger.total(f'{size} distilled', QUERIES) / ledger.total(f'{size} scratch', QUERIES):.0f}× "
           f"the lifecycle energy")
 print(f"n-gram vs 40k distilled: {ngram_test - mean('40k distilled'):+.3f} bpc")

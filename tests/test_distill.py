@@ -135,7 +135,7 @@ def test_online_teacher_never_changes_and_matches_cached():
     logits = distill.cache_logits(teacher, data.X_train)
 
     students = []
-    for criterion, train in [(distill.KDCriterion(4.0, 0.9, teacher=teacher), data.train),
+    for criterion, train in [(distill.KDCriterion(4.0, 0.9, signal=distill.OnlineTeacher(teacher)), data.train),
                              (distill.KDCriterion(4.0, 0.9), (*data.train, logits))]:
         torch.manual_seed(5)
         student = kd.mlp(64, (16,), 10)
@@ -157,9 +157,52 @@ def test_fit_refuses_a_frozen_model():
                epochs=1, quiet=True)
 
 
-def test_criterion_without_logits_is_explained():
-    with pytest.raises(ValueError, match="cached teacher logits"):
-        distill.KDCriterion()(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)))
+def test_a_batch_that_does_not_match_the_signal_is_explained():
+    X, y = torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)
+    values, ids = torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"DenseLogits\(\) reads batches \(X, y, logits\).*2 tensors.*OnlineTeacher"):
+        distill.KDCriterion()(torch.zeros(2, 3), (X, y))
+    with pytest.raises(ValueError, match=r"\(X, y, logits\).*4 tensors.*SparseLogits\(\)"):
+        distill.KDCriterion()(torch.zeros(2, 3), (X, y, values, ids))
+    with pytest.raises(ValueError, match=r"SparseLogits\(\) reads batches \(X, y, values, ids\).*DenseLogits"):
+        distill.KDCriterion(signal=distill.SparseLogits())(torch.zeros(2, 3), (X, y, torch.zeros(2, 3)))
+    online = distill.KDCriterion(signal=distill.OnlineTeacher(kd.mlp(4, (3,), 3)))
+    with pytest.raises(ValueError, match=r"OnlineTeacher\(Sequential\) reads batches \(X, y\), .*3 tensors"):
+        online(torch.zeros(2, 3), (X, y, torch.zeros(2, 3)))
+
+
+def test_signal_is_named_and_checked_at_construction():
+    with pytest.raises(TypeError, match=r"wrap a teacher model as signal=OnlineTeacher\(teacher\)"):
+        distill.KDCriterion(signal=kd.mlp(4, (3,), 3))
+    with pytest.raises(TypeError, match="signal must be"):
+        distill.KDCriterion(signal="dense")
+    with pytest.raises(TypeError, match="teacher model"):
+        distill.OnlineTeacher(torch.zeros(3))
+    with pytest.raises(ValueError, match="forward direction only"):
+        distill.KDCriterion(signal=distill.SparseLogits(), direction="reverse")
+    with pytest.raises(TypeError):  # the old spelling: the online teacher now names its kind
+        distill.KDCriterion(4.0, 0.9, teacher=kd.mlp(4, (3,), 3))
+    assert repr(distill.KDCriterion(2.0, 0.5)) == \
+        "KDCriterion(T=2.0, alpha=0.5, signal=DenseLogits(), direction='forward')"
+
+
+def test_each_signal_returns_named_terms_equal_to_its_loss_function():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    y = torch.tensor([0, 1, distill.UNLABELLED, 3, 4, distill.UNLABELLED])
+    X = torch.randn(6, 4, generator=g)
+    dense = distill.KDCriterion(2.0, 0.7).terms(s, (X, y, t))
+    assert set(dense) == {"loss", "soft", "hard"}
+    for key, value in distill.kd_terms(s, t, y, 2.0, 0.7).items():
+        assert torch.equal(dense[key], value)
+    top = t.topk(3, -1)
+    sparse = distill.KDCriterion(2.0, 0.7, signal=distill.SparseLogits()).terms(s, (X, y, top.values, top.indices))
+    for key, value in distill.topk_kd_terms(s, top.values, top.indices, y, 2.0, 0.7).items():
+        assert torch.equal(sparse[key], value)
+    teacher = kd.mlp(4, (8,), 5)
+    online = distill.KDCriterion(2.0, 0.7, signal=distill.OnlineTeacher(teacher), direction="reverse")
+    cached = distill.KDCriterion(2.0, 0.7, direction="reverse")
+    assert torch.equal(online(s, (X, y)), cached(s, (X, y, distill.cache_logits(teacher, X))))
 
 
 def test_agreement_and_gap_closed():

@@ -132,10 +132,12 @@ def test_topk_logits_cache_and_criterion():
     assert torch.equal(ids.long(), dense.topk(4, -1).indices)
     with pytest.raises(ValueError, match="more than"):
         distill.topk_logits(net, X, 12)
-    crit = distill.KDCriterion(T=1.0, alpha=1.0)
+    crit = distill.KDCriterion(T=1.0, alpha=1.0, signal=distill.SparseLogits())
     student = _tiny(seed=5)
     out = student(X[:3])
     y = torch.zeros(3, 16, dtype=torch.long)
     assert torch.isfinite(crit(out, (X[:3], y, values[:3], ids[:3])))
     with pytest.raises(ValueError, match="forward direction only"):
-        distill.KDCriterion(direction="reverse")(out, (X[:3], y, values[:3], ids[:3]))
+        distill.KDCriterion(direction="reverse", signal=distill.SparseLogits())
+    with pytest.raises(ValueError, match="forward direction only"):
+        distill.SparseLogits().terms(out, (X[:3], y, values[:3], ids[:3]), 1.0, 1.0, "reverse")

@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..distill import KDCriterion
+from ..distill import DenseLogits, KDCriterion, SparseLogits
 from ..models import count_params, flops_per_example
 from ..runtime import sized
 from ..train import evaluate, fit
@@ -293,7 +293,10 @@ class LMStudent(Experiment):
         return build_lm(self.size, data)
 
     def train(self, model, data, ready, quiet):
-        criterion = KDCriterion(self.T, self.alpha, direction=self.direction) if self.route == "kd" else None
+        criterion = None
+        if self.route == "kd":  # reverse KL needs the teacher's whole distribution: the dense cache
+            signal = DenseLogits() if self.direction == "reverse" else SparseLogits()
+            criterion = KDCriterion(self.T, self.alpha, signal=signal, direction=self.direction)
         history = fit(model, ready["train"], data.val, **self.recipe, criterion=criterion, seed=self.seed, quiet=quiet,
                       desc=f"{self.size} {self.route} s{self.seed}")
         return {"history": history.rows}

@@ -113,7 +113,7 @@ def format_epoch_table(result: dict) -> str:
 def kd_epoch_comparison(max_steps: int | None = None) -> dict:
     """One student epoch three ways, same student (784-64-10 MLP), batch 256: plain cross-entropy
     (scratch), KD with cached teacher logits, KD with the teacher run online on every batch."""
-    from ..distill import KDCriterion, cache_logits
+    from ..distill import KDCriterion, OnlineTeacher, cache_logits
     from ..experiments import teacher
     from ..train import fit
 
@@ -124,7 +124,7 @@ def kd_epoch_comparison(max_steps: int | None = None) -> dict:
         X, y = X[: max_steps * 256], y[: max_steps * 256]
     logits = cache_logits(model, X)
     ways = {"scratch": ((X, y), None), "kd_cached": ((X, y, logits), KDCriterion(4.0, 0.9)),
-            "kd_online": ((X, y), KDCriterion(4.0, 0.9, teacher=model))}
+            "kd_online": ((X, y), KDCriterion(4.0, 0.9, signal=OnlineTeacher(model)))}
     seconds = {}
     for name, (train, criterion) in ways.items():
         torch.manual_seed(0)
@@ -221,7 +221,7 @@ def lm_comparison(steps: int = 150) -> dict:
     labels only, KD from cached top-8 and top-84 teacher logits, KD with the teacher run online —
     plus the teacher's training GFLOP/s against the matmul peak, and sampling speed with and
     without the key/value cache."""
-    from ..distill import KDCriterion, topk_logits
+    from ..distill import KDCriterion, OnlineTeacher, SparseLogits, topk_logits
     from ..lm import generate
     from ..models import flops_per_example
     from ..perf import achieved_gflops, matmul_gflops
@@ -234,9 +234,9 @@ def lm_comparison(steps: int = 150) -> dict:
     X, y = data.X_train[:n], data.y_train[:n]
     values, ids = topk_logits(teacher, X, data.vocab_size)
     ways = {"scratch": ((X, y), None),
-            "kd_top8": ((X, y, values[..., :8], ids[..., :8]), KDCriterion(1.0, 1.0)),
-            "kd_top84": ((X, y, values, ids), KDCriterion(1.0, 1.0)),
-            "kd_online": ((X, y), KDCriterion(1.0, 1.0, teacher=teacher))}
+            "kd_top8": ((X, y, values[..., :8], ids[..., :8]), KDCriterion(1.0, 1.0, signal=SparseLogits())),
+            "kd_top84": ((X, y, values, ids), KDCriterion(1.0, 1.0, signal=SparseLogits())),
+            "kd_online": ((X, y), KDCriterion(1.0, 1.0, signal=OnlineTeacher(teacher)))}
 
     def epoch(train, criterion):
         torch.manual_seed(0)
