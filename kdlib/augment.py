@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+from .validate import whole_number
+
 
 def per_group(transform, groups: int = 16) -> callable:
     """Wrap a v2 transform so that each of ``groups`` slices of a batch gets its own random draw
     (``groups`` ≥ batch size means one draw per image)."""
-    if groups < 1:
-        raise ValueError(f"groups must be at least 1, got {groups!r}.")
+    groups = whole_number(groups, "groups")
 
     def apply(X: torch.Tensor) -> torch.Tensor:
         return torch.cat([transform(part) for part in X.chunk(min(groups, len(X)))])

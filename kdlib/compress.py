@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from .validate import finite_number
+
 
 def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
@@ -34,8 +36,7 @@ def prune_and_finetune(model: nn.Module, amount: float, train, **fit_kwargs) -> 
     """
     from .train import fit
 
-    if not 0.0 <= amount < 1.0:
-        raise ValueError(f"amount is the fraction of weights to remove, in [0, 1); got {amount!r}.")
+    amount = finite_number(amount, "amount (the fraction of weights to remove)", below=1.0)
     pruned = copy.deepcopy(model)
     params = _prunable(pruned)
     if not params:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .validate import whole_number
+from .validate import finite_number, whole_number
 
 
 def _check_positive(name: str, value) -> int:
@@ -31,8 +31,7 @@ def mlp(in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int
     """
     in_features = _check_positive("in_features", in_features)
     num_classes = _check_positive("num_classes", num_classes)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    dropout = finite_number(dropout, "dropout", below=1.0)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in hidden:

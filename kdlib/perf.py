@@ -11,6 +11,7 @@ import torch
 
 from .runtime import device as pick_device
 from .runtime import synchronize
+from .validate import finite_number, whole_number
 
 
 def matmul_gflops(n: int = 1024, seconds: float = 1.0, device=None, dtype=torch.float32) -> float:
@@ -21,8 +22,7 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0, device=None, dtype=torch.
 
     Introduced in lesson 0.
     """
-    if n <= 0 or seconds <= 0:
-        raise ValueError("n and seconds must be positive.")
+    n, seconds = whole_number(n, "n"), finite_number(seconds, "seconds", strict=True)
     dev = pick_device(device)
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
@@ -51,6 +51,5 @@ def achieved_gflops(flops_per_example: float, examples: int, seconds: float, tra
 
     Introduced in lesson 1.
     """
-    if seconds <= 0:
-        raise ValueError("seconds must be positive.")
+    seconds = finite_number(seconds, "seconds", strict=True)
     return (3 if training else 1) * flops_per_example * examples / seconds / 1e9

@@ -16,6 +16,7 @@ from torch import nn
 
 from .distill import UNLABELLED, KDCriterion, cache_logits
 from .train import fit, predict
+from .validate import finite_number, whole_number
 
 
 def label_smoothing(epsilon: float = 0.1):
@@ -23,8 +24,7 @@ def label_smoothing(epsilon: float = 0.1):
 
     Introduced in lesson 5.
     """
-    if not 0.0 <= epsilon < 1.0:
-        raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}.")
+    epsilon = finite_number(epsilon, "epsilon", below=1.0)
 
     def criterion(logits, batch):
         return F.cross_entropy(logits, batch[1], label_smoothing=epsilon)
@@ -45,8 +45,7 @@ def born_again(build: Callable[[], nn.Module], train: tuple, generations: int = 
 
     Introduced in lesson 5.
     """
-    if generations < 1:
-        raise ValueError("generations must be at least 1.")
+    generations = whole_number(generations, "generations")
     X, y = train[0], train[1]
     if seed is not None:
         fit_kwargs["seed"] = seed
@@ -74,8 +73,7 @@ def pseudo_labels(model: nn.Module, X: torch.Tensor, threshold: float = 0.9) -> 
 
     Returns (labels, fraction kept).  Lesson 5's self-training.
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
+    threshold = finite_number(threshold, "threshold", high=1.0)
     probs = torch.softmax(predict(model, X), dim=-1)
     confidence, labels = probs.max(-1)
     labels[confidence < threshold] = UNLABELLED
@@ -95,8 +93,7 @@ def self_train(build: Callable[[], nn.Module], labelled: tuple, unlabelled_X: to
 
     Introduced in lesson 5.
     """
-    if rounds < 1:
-        raise ValueError("rounds must be at least 1.")
+    rounds = whole_number(rounds, "rounds")
     X_l, y_l = labelled
     if first is None:
         if labelled_fit is None:

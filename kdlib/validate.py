@@ -16,15 +16,18 @@ import numbers
 
 
 def finite_number(value, what: str, low: float = 0.0, strict: bool = False, hint: str = "",
-                  high: float | None = None) -> float:
+                  high: float | None = None, below: float | None = None) -> float:
     """``float(value)`` if it is a real, finite number ``≥ low`` (``> low`` when ``strict``) and, when
-    ``high`` is given, ``≤ high``; else ``ValueError``.
+    ``high`` is given, ``≤ high`` (when ``below`` is given, ``< below``); else ``ValueError``.
 
     ``what`` names the argument in the message; ``hint`` is appended to it (say what to do).
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < low or (strict and value == low) or (high is not None and value > high):
-        span = f"in [{low:g}, {high:g}]" if high is not None else f"{'>' if strict else '≥'} {low:g}"
+    if not ok or value < low or (strict and value == low) or (high is not None and value > high) \
+            or (below is not None and value >= below):
+        opening = "(" if strict else "["
+        span = (f"in {opening}{low:g}, {high:g}]" if high is not None else f"in {opening}{low:g}, {below:g})"
+                if below is not None else f"{'>' if strict else '≥'} {low:g}")
         raise ValueError(f"{what} must be a finite number {span}, got {value!r}.{hint}")
     return float(value)
 

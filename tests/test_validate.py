@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kdlib as kd
-from kdlib import capstone, data, distill, lm, ngram, runtime, text
+from kdlib import augment, capstone, compress, data, distill, experiments, lm, ngram, perf, runtime, teacherfree, text
 from kdlib.validate import finite_number, whole_number
 
 
@@ -60,6 +60,10 @@ COUNTS = {
     "NGramLM.generate n": (lambda v: _fitted_ngram().generate([], v), "n .*the number of ids.* non-negative integer"),
     "Score params": (lambda v: capstone.Score("a", 0.9, v, 1.0, 1e-5, 1.0, 1.0, 0.0, "estimate"), "params .*integer"),
     "load_shakespeare context": (lambda v: text.load_shakespeare(context=v), "context must be a positive integer"),
+    "per_group groups": (lambda v: augment.per_group(lambda x: x, v), "groups must be a positive integer"),
+    "born_again generations": (lambda v: teacherfree.born_again(lambda: kd.mlp(4, (2,), 2), (X, X), v),
+                               "generations must be a positive integer"),
+    "matmul_gflops n": (lambda v: perf.matmul_gflops(v, 0.01), "n must be a positive integer"),
 }
 
 
@@ -88,6 +92,13 @@ REALS = {
                              "temperature must be a finite number ≥ 0"),
     "NGramLM.generate temperature": (lambda v: _fitted_ngram().generate([], 2, temperature=v),
                                      "temperature .*must be a finite number > 0"),
+    "label_smoothing epsilon": (lambda v: teacherfree.label_smoothing(v), r"epsilon must be a finite number in \[0, 1\)"),
+    "mlp dropout": (lambda v: kd.mlp(4, (2,), 2, dropout=v), r"dropout must be a finite number in \[0, 1\)"),
+    "prune amount": (lambda v: compress.prune_and_finetune(kd.mlp(4, (2,), 2), v, (X, X)),
+                     r"amount .*must be a finite number in \[0, 1\)"),
+    "few_labels fraction": (lambda v: experiments.few_labels(torch.zeros(20, dtype=torch.long), 0, fraction=v),
+                            r"fraction .*share of labels kept.* must be a finite number in \(0, 1\]"),
+    "achieved_gflops seconds": (lambda v: perf.achieved_gflops(10, 10, v), "seconds must be a finite number > 0"),
 }
 
 

@@ -19,6 +19,7 @@ from ..runtime import sized
 from ..train import evaluate, fit
 from ..zoo import Entry
 from .base import Experiment
+from ..validate import finite_number
 
 #: How many of the training images a caller's teacher logits are checked on (see ``_teacher_logits``).
 SPOT_CHECK = 64
@@ -107,8 +108,7 @@ def few_labels(y, seed: int, fraction: float = FEW_LABEL_FRACTION):
 
     from ..distill import UNLABELLED
 
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction is the share of labels kept, in (0, 1]; got {fraction!r}.")
+    fraction = finite_number(fraction, "fraction (the share of labels kept)", strict=True, high=1.0)
     count = min(len(y), max(10, int(fraction * len(y))))
     chosen = torch.randperm(len(y), generator=torch.Generator().manual_seed(100 + seed))[:count].to(y.device)
     masked = torch.full_like(y, UNLABELLED)
