@@ -150,9 +150,9 @@ entry = kd.experiments.teacher(data)
 teacher, tmeta = entry.model, entry.meta
 choice, _ = kd.experiments.kd_choice(data)   # lesson 3's sweep on the validation split (cached there)
 KD_T, KD_ALPHA = choice["T"], choice["alpha"]
-EPOCHS = kd.sized(8, 1)
+RECIPE = kd.experiments.fashion_fit("MLP-256 from scratch")  # the MLP recipe lessons 3-6 share, one home in kdlib
+EPOCHS, BATCH, LR = RECIPE["epochs"], RECIPE["batch_size"], RECIPE["lr"]
 SEEDS = kd.sized([0, 1, 2], [0])
-BATCH, LR = 256, 2e-3
 
 meter = kd.energy.EnergyMeter(device=DEVICE)
 with meter.phase("cache teacher logits") as caching:

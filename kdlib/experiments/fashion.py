@@ -193,9 +193,9 @@ def _student_kind(kind: str) -> tuple[str, bool]:
 
 
 def fashion_fit(kind: str) -> dict:
-    """``fit`` settings of a shared Fashion-MNIST student: the MLPs of lessons 3–4, lesson 5's small CNN.
+    """``fit`` settings of a shared Fashion-MNIST student: the MLPs of lessons 3–6, lesson 5's small CNN.
 
-    Introduced in lesson 5.
+    Introduced in lesson 4.
     """
     if _student_kind(kind)[0] == "small_cnn":
         return {"epochs": sized(3, 1), "batch_size": 128, "lr": 3e-3}
