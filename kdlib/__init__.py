@@ -15,6 +15,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
+``resume``     fit's own state saved as it goes, so an interrupted run resumes to the same weights
 ``zoo``        the config-keyed checkpoint cache
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
 ``perf``       measured matmul peak and achieved GFLOP/s

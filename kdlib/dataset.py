@@ -119,14 +119,16 @@ def from_arrays(name: str, train, val, test, classes, source: str, *, scale: flo
 
 def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
             generator: torch.Generator | None = None, drop_last: bool = False,
-            rank: int = 0, world_size: int = 1) -> Iterator[tuple[torch.Tensor, ...]]:
+            rank: int = 0, world_size: int = 1, skip: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
     """Yield mini-batches by slicing tensors that are already in memory (and on the device).
 
     One shuffled index permutation per epoch, then ``t[idx]`` for each tensor: no per-example
     Python, no worker processes, no copies to the device.  All tensors must share their first
     dimension (e.g. ``X, y`` or ``X, y, teacher_logits``).  With ``world_size > 1`` (DDP), every
     rank draws the same permutation and takes every ``world_size``-th batch-sized share of it,
-    so all ranks do the same number of steps on disjoint examples.
+    so all ranks do the same number of steps on disjoint examples.  ``skip`` leaves out the first
+    ``skip`` batches of the permutation (a resumed epoch, :mod:`kdlib.resume`): the permutation is
+    drawn all the same, so the generator ends where it would have.
     """
     if not tensors:
         raise ValueError("batches() needs at least one tensor.")
@@ -139,6 +141,7 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
     if n == 0:
         raise ValueError("Cannot make batches from an empty dataset (0 examples).")
     batch_size = whole_number(batch_size, "batch_size")
+    skip = whole_number(skip, "skip", low=0)
     device = tensors[0].device
     order = torch.randperm(n, generator=generator).to(device) if shuffle else torch.arange(n, device=device)
     if world_size > 1:
@@ -148,6 +151,6 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
         order = order[:usable].view(-1, world_size, batch_size)[:, rank].reshape(-1)
         n = len(order)
     stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
+    for start in range(skip * batch_size, stop, batch_size):
         idx = order[start:start + batch_size]
         yield tuple(t[idx] for t in tensors)

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .dataset import Dataset, batches
+from .resume import EpochSums, TrainingCheckpoint, run_signature
 from .runtime import device as pick_device
 from .runtime import seed_everything
 from .tables import Table
@@ -36,6 +37,9 @@ class History:
     """
 
     rows: list[dict] = field(default_factory=list)
+    #: Where a run resumed from a checkpoint picked up (``epoch``, ``step``, ``steps_done``,
+    #: ``seconds_before``: fit's wall time before the interrupt); empty for an uninterrupted run.
+    resumed: dict = field(default_factory=dict)
 
     def __getitem__(self, column: str) -> list:
         if not self.rows or column not in self.rows[0]:
@@ -344,22 +348,24 @@ class _Loop:
     bar: tqdm
 
 
-def _fit_epoch(loop: _Loop, train: tuple, epoch: int) -> dict:
+def _fit_epoch(loop: _Loop, train: tuple, epoch: int, sums: EpochSums | None = None,
+               save: Callable[[EpochSums], None] | None = None) -> dict:
     """One pass over ``train`` (every rank's share of it): a gradient step per batch.
 
     Returns the epoch's mean ``train_loss`` (weighted by examples, or positions for sequence
     labels) and ``train_acc`` over the labelled examples, summed over all ranks.  On the first
     step of the run the model's output shape and classes are checked against the labels; the loss
-    is checked to be finite every :data:`CHECK_EVERY` steps and at the end.
+    is checked to be finite every :data:`CHECK_EVERY` steps and at the end.  ``sums`` resumes an
+    epoch interrupted after ``sums.steps`` steps (:mod:`kdlib.resume`); ``save(sums)`` is offered
+    the running sums after every step and writes a checkpoint when one is due.
     """
     loop.net.train()
-    losses, sizes, checked = [], [], 0  # per-step losses stay on the device until a check
-    correct = torch.zeros((), device=loop.dev, dtype=torch.long)
-    seen = labelled = 0
+    if sums is None:
+        sums = EpochSums(correct=torch.zeros((), device=loop.dev, dtype=torch.long))
     for batch in batches(*train, batch_size=loop.batch_size, generator=loop.generator,
-                         rank=loop.rank, world_size=loop.world):
+                         rank=loop.rank, world_size=loop.world, skip=sums.steps):
         xb = loop.augment(batch[0]) if loop.augment is not None else batch[0]
-        first = seen == 0 and epoch == 1
+        first = sums.seen == 0 and epoch == 1
         logits = _forward(loop.net, xb, batch[1] if first else None)
         if first:
             _check_classes(*loop.labels, logits.shape[-1])
@@ -370,28 +376,38 @@ def _fit_epoch(loop: _Loop, train: tuple, epoch: int) -> dict:
         if loop.sched is not None:
             loop.sched.step()
         n = batch[1].numel()  # examples, or positions for sequence labels
-        losses.append(loss.detach())
-        sizes.append(n)
-        if len(losses) - checked >= CHECK_EVERY:
-            checked = _check_losses(losses, checked, epoch, loop.steps, loop.lr, train)
-        correct += (logits.detach().argmax(-1) == batch[1]).sum()
-        labelled += int((batch[1] >= 0).sum()) if loop.has_unlabelled else n
-        seen += n
+        sums.losses.append(loss.detach())
+        sums.sizes.append(n)
+        if len(sums.losses) - sums.checked >= CHECK_EVERY:
+            sums.checked = _check_losses(sums.losses, sums.checked, epoch, loop.steps, loop.lr, train)
+        sums.correct += (logits.detach().argmax(-1) == batch[1]).sum()
+        sums.labelled += int((batch[1] >= 0).sum()) if loop.has_unlabelled else n
+        sums.seen += n
         loop.bar.update(1)
-    _check_losses(losses, checked, epoch, loop.steps, loop.lr, train)
-    loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=loop.dev)).sum()
-    counts = torch.tensor([float(seen), float(max(labelled, 1))], device=loop.dev)
-    totals = torch.cat([torch.stack([loss_sum, correct.to(loss_sum.dtype)]), counts])
+        if save is not None and sums.steps < loop.steps:
+            save(sums)
+    _check_losses(sums.losses, sums.checked, epoch, loop.steps, loop.lr, train)
+    loss_sum = (torch.stack(sums.losses).float() * torch.tensor(sums.sizes, device=loop.dev)).sum()
+    counts = torch.tensor([float(sums.seen), float(max(sums.labelled, 1))], device=loop.dev)
+    totals = torch.cat([torch.stack([loss_sum, sums.correct.to(loss_sum.dtype)]), counts])
     if loop.world > 1:
         torch.distributed.all_reduce(totals)
     return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[3])}
+
+
+def _named(fn) -> str:
+    """A name for a criterion or augmentation that is the same in every process (no memory address)."""
+    if fn is None or hasattr(fn, "__qualname__"):
+        return "none" if fn is None else f"{getattr(fn, '__module__', '')}.{fn.__qualname__}"
+    return repr(fn)
 
 
 def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None, *,
         epochs: int, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 0.0,
         optimizer: str = "adam", schedule: str | None = "cosine", criterion: Criterion | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
-        device=None, quiet: bool = False, desc: str = "fit") -> History:
+        device=None, quiet: bool = False, desc: str = "fit", checkpoint=None,
+        checkpoint_seconds: float = 60.0) -> History:
     """Train ``model`` with mini-batch gradient descent; return its per-epoch :class:`History`.
 
     ``train`` is a :class:`~kdlib.data.Dataset` (its train and validation splits are used) or a
@@ -415,6 +431,11 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     turns NaN or infinite stops the run with a ``FloatingPointError`` naming the epoch and step;
     it is checked every :data:`CHECK_EVERY` steps and at each epoch end, never after every step.
 
+    ``checkpoint`` (a file path) makes the run resumable (:mod:`kdlib.resume`): its state is saved
+    there every ``checkpoint_seconds`` and at each epoch end, a call with the same arguments after
+    an interrupt carries on from the last save to the same final weights, and the file is removed
+    when training ends.  ``History.resumed`` then says where it picked up.  One process only.
+
     Introduced in lesson 1.
     """
     epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch_size")
@@ -435,18 +456,55 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                  generator=generator, batch_size=local_batch, rank=rank, world=world, dev=dev, steps=steps, lr=lr,
                  labels=labels, has_unlabelled=has_unlabelled, bar=bar)
     history = History()
+    ckpt, start_epoch, sums, before = None, 1, None, {"seconds": 0.0, "epoch_seconds": 0.0}
+    if checkpoint is not None:
+        if world > 1:
+            raise ValueError("fit(checkpoint=...) resumes a single process; under torchrun leave it out.")
+        settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
+                    "optimizer": optimizer, "schedule": schedule, "seed": seed, "steps": steps,
+                    "train": [[list(t.shape), str(t.dtype)] for t in train], "criterion": _named(criterion or cross_entropy),
+                    "augment": _named(augment)}
+        ckpt = TrainingCheckpoint(checkpoint, run_signature(model, settings), checkpoint_seconds)
+        saved = ckpt.load()
+        if saved is not None:
+            TrainingCheckpoint.restore(saved, model=model, opt=opt, sched=sched)
+            generator.set_state(saved["epoch_generator"])
+            start_epoch, history.rows = saved["epoch"], list(saved["history"])
+            sums = EpochSums.restored(saved["sums"], dev) if saved["sums"]["sizes"] else None
+            before = {"seconds": saved["seconds"], "epoch_seconds": saved["epoch_seconds"]}
+            done = (start_epoch - 1) * steps + (sums.steps if sums else 0)
+            history.resumed = {"epoch": start_epoch, "step": sums.steps if sums else 0, "steps_done": done,
+                               "seconds_before": saved["seconds"]}
+            bar.update(done)
+    run_start = time.perf_counter()
     try:
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            row = {"epoch": epoch, **_fit_epoch(loop, train, epoch)}
+        for epoch in range(start_epoch, epochs + 1):
+            start, epoch_generator = time.perf_counter(), loop.generator.get_state()
+            carried = before["epoch_seconds"] if epoch == start_epoch else 0.0
+
+            def save(partial, epoch=epoch, epoch_generator=epoch_generator, start=start, carried=carried):
+                if ckpt.due():
+                    now = time.perf_counter()
+                    ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch, epoch_generator=epoch_generator,
+                              sums=partial, history=history.rows, seconds=before["seconds"] + now - run_start,
+                              epoch_seconds=carried + now - start)
+
+            row = {"epoch": epoch, **_fit_epoch(loop, train, epoch, sums, save if ckpt else None)}
+            sums = None
             if val is not None:
                 scores = evaluate(model, *val)
                 row.update(val_loss=scores["loss"], val_acc=scores["acc"])
-            row["seconds"] = round(time.perf_counter() - start, 3)
+            row["seconds"] = round(carried + time.perf_counter() - start, 3)
             history.rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))})
+            if ckpt is not None and epoch < epochs:  # the next epoch starts from here
+                ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch + 1, epoch_generator=loop.generator.get_state(),
+                          sums=EpochSums(correct=torch.zeros((), dtype=torch.long)), history=history.rows,
+                          seconds=before["seconds"] + time.perf_counter() - run_start, epoch_seconds=0.0)
     finally:
         bar.close()
+    if ckpt is not None:
+        ckpt.finish()
     model.eval()
     return history
 

@@ -151,3 +151,37 @@ def test_kd_settings_on_another_route_are_refused(tiny):
         experiments.lm_student(tiny, "40k", "budget", 0, k=4)
     with pytest.raises(ValueError, match="trained on kd.load"):
         experiments.lm_teacher(SimpleNamespace(name="fashion_mnist"))
+
+
+def test_an_interrupted_teacher_resumes_to_the_same_weights_and_counts_both_parts(tiny, monkeypatch):
+    from kdlib.experiments import language
+    from kdlib.train import cross_entropy
+
+    whole = experiments.lm_teacher(tiny, quiet=True)
+    whole.path.unlink()
+    real_fit, calls = language.fit, []
+
+    def interrupted_fit(*args, **kw):  # the first call dies after 5 steps, as a cell timeout would kill it
+        calls.append(kw["checkpoint"])
+        if len(calls) == 1:
+            steps = []
+
+            def dying(logits, batch):
+                steps.append(1)
+                if len(steps) == 6:
+                    raise KeyboardInterrupt
+                return cross_entropy(logits, batch)
+            dying.__qualname__ = "cross_entropy"  # the same name in both calls, so the run's signature matches
+            dying.__module__ = "kdlib.train"
+            kw = {**kw, "checkpoint_seconds": 1e-9, "criterion": dying}
+        return real_fit(*args, **kw)
+
+    monkeypatch.setattr(language, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.lm_teacher(tiny, quiet=True)
+    assert calls[0].is_file() and calls[0].name.endswith(".resume")
+    again = experiments.lm_teacher(tiny, quiet=True)
+    assert not again.cached and again.digest == whole.digest  # bit-identical weights
+    assert again.meta["resumed"]["steps_done"] == 5 and "resumed run" in again.meta["energy_source"]
+    assert again.meta["train_seconds"] >= again.meta["resumed"]["seconds_before"]
+    assert not calls[0].exists()

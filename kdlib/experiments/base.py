@@ -13,7 +13,11 @@ and cached (:func:`kdlib.zoo.load_or_train`):
 3. **the meter**: the training step alone runs under one :class:`kdlib.energy.EnergyMeter`;
    preparing its inputs (a teacher's logits, say) and scoring the result are outside it;
 4. **the record** saved with the weights is :func:`result`: ``train_seconds``, ``energy_joules``,
-   ``energy_source``, and what the experiment measured (scores, history, parameters...).
+   ``energy_source``, and what the experiment measured (scores, history, parameters...);
+5. **the resume file**: training that calls ``fit(..., checkpoint=ready["checkpoint"])`` saves its
+   state beside the entry (``<name>-<key>.resume``, :mod:`kdlib.resume`) as it goes, so a run killed
+   by a cell timeout carries on where it stopped the next time it is asked for.  Its time and energy
+   then add the interrupted part (:func:`resumed_result`).
 """
 from __future__ import annotations
 
@@ -45,6 +49,22 @@ def result(meter: EnergyMeter, **measured) -> dict:
     """
     return {"train_seconds": round(meter.seconds, 2), "energy_joules": round(meter.joules, 1),
             "energy_source": meter.source, **measured}
+
+
+def resumed_result(record: dict, resumed: dict | None) -> dict:
+    """``record`` of a run that resumed after ``seconds_before`` of earlier work: time added, energy scaled.
+
+    The earlier process's energy was not metered to the end, so it is estimated at this process's
+    rate (joules per second), and ``energy_source`` says so.  An uninterrupted run is returned as it is.
+    """
+    before = (resumed or {}).get("seconds_before", 0.0)
+    if not before:
+        return record
+    seconds = record["train_seconds"]
+    rate = record["energy_joules"] / seconds if seconds > 0 else 0.0
+    return {**record, "train_seconds": round(seconds + before, 2), "energy_joules": round(record["energy_joules"] + rate * before, 1),
+            "energy_source": f"{record['energy_source']} (resumed run: the {before:.0f} s before the interrupt "
+                             "estimated at this run's rate)", "resumed": dict(resumed)}
 
 
 def identity(value):
@@ -145,11 +165,13 @@ class Experiment:
         config = self.config(data, inputs)
 
         def train(model):
-            ready = self.prepare(data, inputs, derived)
+            ready = {"checkpoint": zoo.checkpoint_path(self.zoo_name, config).with_suffix(".resume"),
+                     **self.prepare(data, inputs, derived)}
             torch.manual_seed(self.seed)
             model.load_state_dict(self.build(data).state_dict())  # the seeded initial weights
             trained, meter = metered(lambda: self.train(model, data, ready, quiet), data.device)
-            return result(meter, **trained, **self.scores(model, data, ready))
+            resumed = trained.pop("resumed", None)
+            return resumed_result(result(meter, **trained, **self.scores(model, data, ready)), resumed)
 
         entry = zoo.load_or_train(self.zoo_name, config, lambda: self.build(data), train, retrain=retrain)
         entry.model.to(data.device)

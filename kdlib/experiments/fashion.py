@@ -51,8 +51,8 @@ class FashionTeacher(Experiment):
 
     def train(self, model, data, ready, quiet):
         history = fit(model, data, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
-                      quiet=quiet, desc="teacher")
-        return {"history": history.rows, "val_acc": history.last["val_acc"]}
+                      quiet=quiet, desc="teacher", checkpoint=ready["checkpoint"])
+        return {"history": history.rows, "val_acc": history.last["val_acc"], "resumed": history.resumed}
 
     def scores(self, model, data, ready):
         return {"test_acc": evaluate(model, *data.test)["acc"], "params": count_params(model),

@@ -91,8 +91,9 @@ class LMTeacher(Experiment):
 
     def train(self, model, data, ready, quiet):
         history = fit(model, data.train, data.val, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                      weight_decay=self.weight_decay, seed=self.seed, quiet=quiet, desc="LM teacher")
-        return {"history": history.rows}
+                      weight_decay=self.weight_decay, seed=self.seed, quiet=quiet, desc="LM teacher",
+                      checkpoint=ready["checkpoint"])
+        return {"history": history.rows, "resumed": history.resumed}
 
     def scores(self, model, data, ready):
         import torch
@@ -298,8 +299,8 @@ class LMStudent(Experiment):
             signal = DenseLogits() if self.direction == "reverse" else SparseLogits()
             criterion = KDCriterion(self.T, self.alpha, signal=signal, direction=self.direction)
         history = fit(model, ready["train"], data.val, **self.recipe, criterion=criterion, seed=self.seed, quiet=quiet,
-                      desc=f"{self.size} {self.route} s{self.seed}")
-        return {"history": history.rows}
+                      desc=f"{self.size} {self.route} s{self.seed}", checkpoint=ready["checkpoint"])
+        return {"history": history.rows, "resumed": history.resumed}
 
     def scores(self, model, data, ready):
         return {"teacher_joules": ready["teacher_joules"], **lm_scores(model, data), "params": count_params(model),
