@@ -12,12 +12,14 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``bundled``    the data sets that need no files: scikit-learn's digits, MNIST-1D generated
 ``text``       the Shakespeare corpus as characters, split by work, in windows
 ``lm``         a small causal character transformer and sampling with a key/value cache (lesson 8)
+``bpc``        bits per character on running text, sliding windows: one scorer for transformers and n-grams
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
 ``models``     MLP and CNN factories; parameter and FLOP counts
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
 ``resume``     fit's own state saved as it goes, so an interrupted run resumes to the same weights
 ``zoo``        the config-keyed checkpoint cache
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
+``sparse``     a teacher's distribution in a few numbers: top-k plus a bucket, sampled-k; bytes per position
 ``perf``       measured matmul peak and achieved GFLOP/s
 ``energy``     EnergyMeter: nvml / rapl counters, the labelled CPU-time estimate, energy per query
 ``ledger``     the lifecycle-energy ledger by route and the break-even point
@@ -63,8 +65,8 @@ __version__ = "0.1.0"
 #: Submodules imported on first use (``kd.plots``, ``kd.checks``...), so that ``import kdlib`` does not
 #: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
-    "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
-    "lm", "perf", "plots", "shift", "stats", "tables", "teacherfree", "validate", "widgets",
+    "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
+    "lm", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets",
 )
 
 
@@ -82,8 +84,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "augment", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm", "perf",
-    "plots", "shift", "stats", "tables", "teacherfree", "text", "widgets",
+    "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm",
+    "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

@@ -5,9 +5,10 @@ The student learns from the teacher's *soft labels* ``p_T = softmax(z_teacher / 
 temperature T the small probabilities the teacher gives to wrong classes — which shirts look
 like T-shirts — become visible and carry "dark knowledge".  Introduced in lessons 2 and 3.
 
-The teacher's signal reaches :class:`KDCriterion` as one of three named kinds, each with its one
+The teacher's signal reaches :class:`KDCriterion` as one of these named kinds, each with its one
 loss: :class:`DenseLogits` (its full logits, cached once), :class:`SparseLogits` (its top-k logits
-and their ids, cached once) and :class:`OnlineTeacher` (the frozen teacher, run on every batch).
+and their ids, cached once, renormalised), :class:`OnlineTeacher` (the frozen teacher, run on every
+batch), and the two other sparse caches of :mod:`kdlib.sparse` (top-k plus a bucket, sampled-k).
 """
 from __future__ import annotations
 
@@ -52,14 +53,14 @@ def _check_alpha(alpha) -> float:
     return finite_number(alpha, "alpha (the weight of the soft term)", high=1.0)
 
 
-def _hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labelled rows (``UNLABELLED`` rows skipped); 0 when none is labelled."""
+def hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The hard term of every KD loss: mean cross-entropy over labelled rows (``UNLABELLED`` rows skipped); 0 when none is."""
     if bool((labels == UNLABELLED).all()):
         return student_logits.new_zeros(())
     return F.cross_entropy(student_logits, labels, ignore_index=UNLABELLED)
 
 
-def _rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def as_rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten ``(..., classes)`` logits and ``(...)`` labels to rows: one row per example or position."""
     if labels.shape != student_logits.shape[:-1]:
         raise ValueError(f"labels must be one per row, shape {tuple(student_logits.shape[:-1])}, "
@@ -124,7 +125,7 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"Student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes).")
-    student, labels = _rows(student_logits, labels)
+    student, labels = as_rows(student_logits, labels)
     log_p_teacher = _teacher_log_probs(teacher_logits.reshape(student.shape), T, direction)
     log_q_student = F.log_softmax(student / T, dim=-1)
     if direction == "forward":
@@ -132,7 +133,7 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     else:
         soft = F.kl_div(log_p_teacher, log_q_student, reduction="batchmean", log_target=True)
     soft = T * T * soft
-    hard = _hard_term(student, labels)
+    hard = hard_term(student, labels)
     return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
@@ -154,8 +155,9 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
                (averaged over rows / positions, as kd_terms' batchmean)
         loss = alpha · soft + (1 − alpha) · CE(labels, z_s)   (alpha weighs the soft term, as in kd_terms)
 
-    This is how production small models are distilled (Gemma 2/3 store the teacher's top-k
-    next-token logits: a full vocabulary per token cannot be kept).  With k equal to the number of
+    The simplest sparse cache, and a biased one: the mass outside the k ids is dropped, so the
+    target is sharper than the teacher (see :mod:`kdlib.sparse` for top-k plus a bucket, and for
+    sampled-k, which keep the teacher's own probabilities).  With k equal to the number of
     classes it is exactly :func:`kd_terms`' forward loss; with k = 1 it is cross-entropy on the
     teacher's top guess (hard pseudo-labels).  ``top_values``/``top_indices`` have shape ``(..., k)``
     as made by :func:`topk_logits`; any float and integer dtypes.  Kept values of −inf count 0, as
@@ -168,12 +170,12 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
     if top_values.shape != top_indices.shape or top_values.shape[:-1] != student_logits.shape[:-1]:
         raise ValueError(f"top_values {tuple(top_values.shape)} and top_indices {tuple(top_indices.shape)} must "
                          f"both be (..., k) with ... = {tuple(student_logits.shape[:-1])}.")
-    student, labels = _rows(student_logits, labels)
+    student, labels = as_rows(student_logits, labels)
     k = top_values.shape[-1]
     log_p = _teacher_log_probs(top_values.reshape(-1, k), T)
     log_q = F.log_softmax(student / T, dim=-1).gather(-1, top_indices.reshape(-1, k).long())
     soft = T * T * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
-    hard = _hard_term(student, labels)
+    hard = hard_term(student, labels)
     return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
@@ -274,8 +276,9 @@ class TeacherSignal:
     def _check(self, batch) -> None:
         if len(batch) == len(self.reads):
             return
-        kinds = {3: "(X, y, logits): signal=DenseLogits(), the default",
+        kinds = {3: "(X, y, logits): signal=DenseLogits(), the default; (X, y, sampled_ids): kd.sparse.SampledLogits()",
                  4: "(X, y, values, ids): signal=SparseLogits()",
+                 5: "(X, y, values, ids, log_z): signal=kd.sparse.BucketLogits()",
                  2: "(X, y): signal=OnlineTeacher(teacher), which runs the teacher on every batch"}
         hint = kinds.get(len(batch), "one of (X, y, logits), (X, y, values, ids) or (X, y)")
         raise ValueError(f"{self!r} reads batches ({', '.join(self.reads)}), but fit() gave the criterion "
@@ -299,6 +302,9 @@ class DenseLogits(TeacherSignal):
 
     def terms(self, student_logits, batch, T, alpha, direction="forward"):
         self._check(batch)
+        if not batch[2].is_floating_point():
+            raise ValueError(f"DenseLogits reads teacher logits, but the third tensor of the batch holds integers "
+                             f"({batch[2].dtype}): draws from the teacher? Use signal=kd.sparse.SampledLogits().")
         return kd_terms(student_logits, batch[2], batch[1], T, alpha, direction)
 
 
@@ -387,7 +393,8 @@ class KDCriterion:
         signal = DenseLogits() if signal is None else signal
         if not isinstance(signal, TeacherSignal):
             wrap = " — wrap a teacher model as signal=OnlineTeacher(teacher)" if isinstance(signal, nn.Module) else ""
-            raise TypeError(f"signal must be DenseLogits(), SparseLogits() or OnlineTeacher(teacher), "
+            raise TypeError(f"signal must be DenseLogits(), SparseLogits(), OnlineTeacher(teacher) or one of "
+                            f"kd.sparse's BucketLogits() and SampledLogits(), "
                             f"got {type(signal).__name__}{wrap}.")
         if signal.forward_only and direction != "forward":
             raise ValueError(_SPARSE_FORWARD_ONLY)

@@ -132,21 +132,28 @@ class NGramLM:
         if self.levels is None:
             raise ValueError("This NGramLM is not fitted yet: call .fit(tokens, vocab_size) first.")
 
-    def log_prob(self, tokens) -> np.ndarray:
+    def log_prob(self, tokens, history=None) -> np.ndarray:
         """Natural-log ``log P(t_i | t_{i−order+1} … t_{i−1})`` for every token of a stream (float64).
 
         The first order − 1 tokens have a shorter history and use the context available: t_0 gets the
-        empty context (level 1), t_1 the context t_0 (level 2), and so on.  Unseen contexts and unseen
-        characters get the interpolated mass, so the result is always finite.
+        empty context (level 1), t_1 the context t_0 (level 2), and so on.  ``history`` (an int, or
+        one int per token) caps how many preceding tokens each t_i may use — what a windowed
+        transformer sees (:func:`kdlib.bpc.ngram_bits`).  Unseen contexts and unseen characters get
+        the interpolated mass, so the result is always finite.
         """
         self._check_fitted()
         V, t = self.vocab_size, _as_ids(tokens, self.vocab_size)
+        if history is not None:
+            history = np.broadcast_to(np.asarray(history), t.shape)
+            if not np.issubdtype(history.dtype, np.integer) or (history < 0).any():
+                raise ValueError("history must be a non-negative integer, or one per token.")
         p, ctx = np.full(len(t), 1.0 / V), np.zeros(len(t), dtype=np.int64)
         for k in range(1, self.order + 1):             # ctx[i]: key of the k − 1 tokens before t_i
             if k > 1:
                 m = max(len(t) - k + 1, 0)
                 ctx = np.concatenate([np.full(len(t) - m, -1), ctx[k - 1:] + t[:m] * V ** (k - 2)])
-            p = self._update(k, p, ctx, t)
+            usable = ctx if history is None else np.where(history >= k - 1, ctx, -1)
+            p = self._update(k, p, usable, t)
         return np.log(p)
 
     def bits_per_char(self, tokens) -> float:

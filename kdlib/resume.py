@@ -29,7 +29,7 @@ from torch import nn
 
 from .validate import finite_number
 
-FORMAT = 1  # bump when the saved layout changes
+FORMAT = 2  # bump when the saved layout changes
 
 
 def run_signature(model: nn.Module, settings: dict) -> str:
@@ -70,8 +70,6 @@ class EpochSums:
 
 class TrainingCheckpoint:
     """The resumable state of one ``fit`` run, at ``path``, saved at most every ``every_seconds``.
-
-    Introduced in lesson 8.
     """
 
     def __init__(self, path, signature: str, every_seconds: float = 60.0):
@@ -104,7 +102,7 @@ class TrainingCheckpoint:
         return time.perf_counter() - self.last >= self.every
 
     def save(self, *, model, opt, sched, epoch: int, epoch_generator: torch.Tensor, sums: EpochSums,
-             history: list, seconds: float, epoch_seconds: float) -> None:
+             history: dict, seconds: float, epoch_seconds: float) -> None:
         """Write the state: ``epoch`` in progress with ``sums.steps`` of its steps done (atomically)."""
         from .zoo import save_atomic
 

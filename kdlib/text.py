@@ -190,6 +190,22 @@ def windows(tokens: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Ten
     return tokens[:n * context].view(n, context), tokens[1:n * context + 1].view(n, context)
 
 
+def offset_windows(tokens: torch.Tensor, context: int, passes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``passes`` cuts of a stream into windows, each cut at a seeded random offset, stacked: (X, y).
+
+    Pass p drops the first ``o_p`` characters (``o_0 = 0``, the others drawn from 1 … context − 1)
+    and cuts the rest as :func:`windows` does, so a character sits at a different position of its
+    window in every pass — a model trained for several passes sees new windows each time, not the
+    same ones again.  Every cut keeps as many windows as the shortest, so passes weigh the same.
+    """
+    context, passes = whole_number(context, "context"), whole_number(passes, "passes")
+    g = np.random.default_rng(seed)
+    offsets = [0] + [int(o) for o in g.integers(1, context, passes - 1)] if context > 1 else [0] * passes
+    cuts = [windows(tokens[o:], context) for o in offsets]
+    n = min(len(X) for X, _ in cuts)
+    return torch.cat([X[:n] for X, _ in cuts]), torch.cat([y[:n] for _, y in cuts])
+
+
 def _encode(text: str, vocab: tuple[str, ...]) -> torch.Tensor:
     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
     lut = np.full(max(map(ord, vocab)) + 1, -1, dtype=np.int64)

@@ -40,6 +40,9 @@ class History:
     #: Where a run resumed from a checkpoint picked up (``epoch``, ``step``, ``steps_done``,
     #: ``seconds_before``: fit's wall time before the interrupt); empty for an uninterrupted run.
     resumed: dict = field(default_factory=dict)
+    #: Validation scores taken every ``val_every`` steps (``step``, ``val_loss``, ``val_acc``): a
+    #: learning curve inside long epochs.  Empty unless ``fit(..., val_every=N)``.
+    evals: list[dict] = field(default_factory=list)
 
     def __getitem__(self, column: str) -> list:
         if not self.rows or column not in self.rows[0]:
@@ -346,6 +349,10 @@ class _Loop:
     labels: tuple[int, int]             # smallest and largest label, checked against the model's classes
     has_unlabelled: bool                # train labels hold −1: accuracy is over labelled examples only
     bar: tqdm
+    model: nn.Module | None = None      # the model itself, for validation every `val_every` steps
+    val: tuple | None = None
+    val_every: int = 0
+    evals: list = field(default_factory=list)
 
 
 def _fit_epoch(loop: _Loop, train: tuple, epoch: int, sums: EpochSums | None = None,
@@ -384,6 +391,10 @@ def _fit_epoch(loop: _Loop, train: tuple, epoch: int, sums: EpochSums | None = N
         sums.labelled += int((batch[1] >= 0).sum()) if loop.has_unlabelled else n
         sums.seen += n
         loop.bar.update(1)
+        done = (epoch - 1) * loop.steps + sums.steps
+        if loop.val_every and loop.val is not None and done % loop.val_every == 0:
+            scores = evaluate(loop.model, *loop.val)  # predict() puts the model back in training mode
+            loop.evals.append({"step": done, "val_loss": scores["loss"], "val_acc": scores["acc"]})
         if save is not None and sums.steps < loop.steps:
             save(sums)
     _check_losses(sums.losses, sums.checked, epoch, loop.steps, loop.lr, train)
@@ -407,7 +418,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
         optimizer: str = "adam", schedule: str | None = "cosine", criterion: Criterion | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
         device=None, quiet: bool = False, desc: str = "fit", checkpoint=None,
-        checkpoint_seconds: float = 60.0) -> History:
+        checkpoint_seconds: float = 60.0, val_every: int | None = None) -> History:
     """Train ``model`` with mini-batch gradient descent; return its per-epoch :class:`History`.
 
     ``train`` is a :class:`~kdlib.data.Dataset` (its train and validation splits are used) or a
@@ -435,10 +446,12 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     there every ``checkpoint_seconds`` and at each epoch end, a call with the same arguments after
     an interrupt carries on from the last save to the same final weights, and the file is removed
     when training ends.  ``History.resumed`` then says where it picked up.  One process only.
+    ``val_every`` (steps) also scores ``val`` every so many steps into ``History.evals``.
 
     Introduced in lesson 1.
     """
     epochs, batch_size = whole_number(epochs, "epochs"), whole_number(batch_size, "batch_size")
+    val_every = 0 if val_every is None else whole_number(val_every, "val_every")
     lr, weight_decay = finite_number(lr, "lr", strict=True), finite_number(weight_decay, "weight_decay")
     if schedule not in (None, "cosine"):
         raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or None (constant lr).")
@@ -454,14 +467,16 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     bar = tqdm(total=epochs * steps, desc=desc, unit="step", disable=quiet or rank != 0, leave=True, dynamic_ncols=True)
     loop = _Loop(net=net, opt=opt, sched=sched, criterion=criterion or cross_entropy, augment=augment,
                  generator=generator, batch_size=local_batch, rank=rank, world=world, dev=dev, steps=steps, lr=lr,
-                 labels=labels, has_unlabelled=has_unlabelled, bar=bar)
-    history = History()
+                 labels=labels, has_unlabelled=has_unlabelled, bar=bar, model=model, val=val, val_every=val_every)
+    history = History(evals=loop.evals)
     ckpt, start_epoch, sums, before = None, 1, None, {"seconds": 0.0, "epoch_seconds": 0.0}
+    if val_every and val is None:
+        raise ValueError("val_every needs validation data: pass val=(X, y) or a Dataset with a validation split.")
     if checkpoint is not None:
         if world > 1:
             raise ValueError("fit(checkpoint=...) resumes a single process; under torchrun leave it out.")
         settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-                    "optimizer": optimizer, "schedule": schedule, "seed": seed, "steps": steps,
+                    "optimizer": optimizer, "schedule": schedule, "seed": seed, "steps": steps, "val_every": val_every,
                     "train": [[list(t.shape), str(t.dtype)] for t in train], "criterion": _named(criterion or cross_entropy),
                     "augment": _named(augment)}
         ckpt = TrainingCheckpoint(checkpoint, run_signature(model, settings), checkpoint_seconds)
@@ -469,7 +484,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
         if saved is not None:
             TrainingCheckpoint.restore(saved, model=model, opt=opt, sched=sched)
             generator.set_state(saved["epoch_generator"])
-            start_epoch, history.rows = saved["epoch"], list(saved["history"])
+            start_epoch, history.rows = saved["epoch"], list(saved["history"]["rows"])
+            loop.evals[:] = saved["history"]["evals"]
             sums = EpochSums.restored(saved["sums"], dev) if saved["sums"]["sizes"] else None
             before = {"seconds": saved["seconds"], "epoch_seconds": saved["epoch_seconds"]}
             done = (start_epoch - 1) * steps + (sums.steps if sums else 0)
@@ -486,7 +502,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                 if ckpt.due():
                     now = time.perf_counter()
                     ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch, epoch_generator=epoch_generator,
-                              sums=partial, history=history.rows, seconds=before["seconds"] + now - run_start,
+                              sums=partial, history={"rows": history.rows, "evals": loop.evals}, seconds=before["seconds"] + now - run_start,
                               epoch_seconds=carried + now - start)
 
             row = {"epoch": epoch, **_fit_epoch(loop, train, epoch, sums, save if ckpt else None)}
@@ -499,7 +515,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))})
             if ckpt is not None and epoch < epochs:  # the next epoch starts from here
                 ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch + 1, epoch_generator=loop.generator.get_state(),
-                          sums=EpochSums(correct=torch.zeros((), dtype=torch.long)), history=history.rows,
+                          sums=EpochSums(correct=torch.zeros((), dtype=torch.long)), history={"rows": history.rows, "evals": loop.evals},
                           seconds=before["seconds"] + time.perf_counter() - run_start, epoch_seconds=0.0)
     finally:
         bar.close()

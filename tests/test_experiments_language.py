@@ -185,3 +185,52 @@ def test_an_interrupted_teacher_resumes_to_the_same_weights_and_counts_both_part
     assert again.meta["resumed"]["steps_done"] == 5 and "resumed run" in again.meta["energy_source"]
     assert again.meta["train_seconds"] >= again.meta["resumed"]["seconds_before"]
     assert not calls[0].exists()
+
+
+def test_a_random_offset_teacher_has_its_own_key_and_a_validation_curve(tiny):
+    fixed = experiments.LMTeacher()
+    assert "windows" not in fixed.settings(tiny)  # the key of today's teacher is kept
+    spec = experiments.LMTeacher(epochs=2, windows="random-offset")
+    assert spec.key(tiny) != fixed.key(tiny)
+    entry = spec.load_or_train(tiny, quiet=True)
+    assert [e["step"] for e in entry.meta["evals"]][:2] == [3, 6] and len(entry.meta["history"]) == 1
+    assert entry.meta["test_bpc"] < 3.46
+    with pytest.raises(ValueError, match="random-offset"):
+        experiments.LMTeacher(windows="shuffled")
+
+
+@pytest.mark.parametrize("cache", ["bucket", "sampled"])
+def test_bucket_and_sampled_caches_train_students_under_their_own_keys(tiny, cache):
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+    tr = experiments.LMTransfer(tiny, teacher.model)
+    topk = experiments.LMStudent("40k", "kd", 0, k=4)
+    spec = experiments.LMStudent("40k", "kd", 0, k=4, cache=cache)
+    inputs = spec.inputs(tiny, tr)
+    assert spec.key(tiny, inputs) != topk.key(tiny, inputs) and spec.config(tiny, inputs)["cache"] == cache
+    entry = experiments.lm_student(tiny, "40k", "kd", 0, tr, k=4, cache=cache)
+    assert not entry.cached and entry.meta["test_bpc"] < 3.46
+    assert experiments.lm_student(tiny, "40k", "kd", 0, tr, k=4, cache=cache).cached
+    if cache == "sampled":
+        assert tr.sampled(4).shape == (len(tiny.X_train), 16, 4) and tr.sampled(4).dtype == torch.uint8
+    else:
+        values, ids, log_z = tr.bucket(4)
+        assert values.shape[-1] == 4 and log_z.shape == (len(tiny.X_train), 16)
+
+
+def test_cache_kinds_are_checked(tiny):
+    with pytest.raises(ValueError, match="cache must be one of"):
+        experiments.LMStudent("40k", "kd", 0, cache="zip")
+    with pytest.raises(ValueError, match="T = 1"):
+        experiments.LMStudent("40k", "kd", 0, cache="sampled", T=2.0)
+    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+        experiments.LMStudent("40k", "scratch", 0, cache="bucket")
+
+
+def test_precision_is_the_teachers_surprise_at_what_the_student_writes(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    torch.manual_seed(0)
+    untrained = experiments.build_lm("40k", tiny)
+    own = experiments.teacher_bits_on_samples(teacher, teacher, tiny, windows=32)
+    noise = experiments.teacher_bits_on_samples(untrained, teacher, tiny, windows=32)
+    assert own["samples"].shape == (32, 17) and own["teacher_bpc"] == own["student_bpc"]
+    assert own["teacher_bpc"] < noise["teacher_bpc"]  # the teacher finds its own writing likelier than noise

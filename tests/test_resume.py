@@ -31,7 +31,7 @@ def run(digits, path=None, stop=None, epochs=3, **kw):
     torch.manual_seed(0)
     net = kd.models.mlp(64, (32,), 10, dropout=0.2)  # dropout: torch's random state must resume too
     history = kd.fit(net, digits, epochs=epochs, lr=3e-3, batch_size=64, seed=5, criterion=StopAt(stop),
-                     checkpoint=path, checkpoint_seconds=1e-9, quiet=True, **kw)
+                     checkpoint=path, checkpoint_seconds=1e-9, val_every=10, quiet=True, **kw)
     return net, history
 
 
@@ -50,6 +50,7 @@ def test_an_interrupted_run_resumes_to_identical_weights(digits, tmp_path, stop)
     assert torch.equal(weights(resumed), weights(whole))
     assert [r["train_loss"] for r in history.rows] == [r["train_loss"] for r in whole_history.rows]
     assert [r["val_acc"] for r in history.rows] == [r["val_acc"] for r in whole_history.rows]
+    assert history.evals == whole_history.evals and [e["step"] for e in history.evals] == list(range(10, 70, 10))
     assert history.resumed["steps_done"] == stop - 1 and not whole_history.resumed
     assert not path.exists()  # removed once training finished
 
@@ -85,3 +86,8 @@ def test_skip_leaves_out_the_first_batches_of_the_same_permutation():
     assert [b[0].tolist() for b in rest] == [b[0].tolist() for b in full[2:]]
     with pytest.raises(ValueError, match="skip"):
         list(kd.dataset.batches(X, batch_size=3, skip=-1))
+
+
+def test_val_every_needs_validation_data(digits):
+    with pytest.raises(ValueError, match="val_every needs validation"):
+        kd.fit(kd.mlp(64, (8,), 10), digits.train, epochs=1, val_every=5, quiet=True)

@@ -247,3 +247,14 @@ def test_real_corpus():
     assert 0.08 < shares["test"] < 0.12 and 0.04 < shares["val"] < 0.06
     small = kdlib.load("shakespeare", context=64, smoke=True)
     assert small.classes == ds.classes and sum(small.info["characters"].values()) == sum(text.SMOKE_CHARS)
+
+
+def test_offset_windows_cut_each_pass_at_its_own_offset():
+    stream = torch.arange(1000)
+    X, y = text.offset_windows(stream, 16, passes=3, seed=4)
+    n = len(X) // 3
+    assert len(X) == 3 * n and torch.equal(y, X + 1)  # targets are the next character everywhere
+    starts = [int(X[p * n, 0]) for p in range(3)]
+    assert starts[0] == 0 and all(0 < s < 16 for s in starts[1:]) and len(set(starts)) > 1
+    assert torch.equal(X[:n], text.windows(stream, 16)[0][:n])
+    assert torch.equal(X, text.offset_windows(stream, 16, passes=3, seed=4)[0])  # seeded

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..distill import DenseLogits, KDCriterion, SparseLogits
+from ..sparse import KINDS as CACHE_KINDS
+from ..sparse import BucketLogits, SampledLogits
 from ..models import count_params, flops_per_example
 from ..runtime import sized
 from ..train import evaluate, fit
@@ -76,13 +78,24 @@ class LMTeacher(Experiment):
     batch_size: int = 32
     weight_decay: float = 0.1
     seed: int = 0
+    #: ``"fixed"``: every pass over the same non-overlapping windows; ``"random-offset"``: each pass
+    #: cut at its own seeded offset (:func:`kdlib.text.offset_windows`), shuffled together into one
+    #: long epoch with validation every half pass (``Entry.meta["evals"]``).
+    windows: str = "fixed"
 
     data_name: ClassVar[str] = "shakespeare"
     zoo_name: ClassVar[str] = "lm-teacher"
     key_labels: ClassVar[dict] = {"arch": "char_transformer", "metered": True}
 
+    def __post_init__(self):
+        if self.windows not in ("fixed", "random-offset"):
+            raise ValueError(f"windows must be 'fixed' or 'random-offset', got {self.windows!r}.")
+
     def settings(self, data):
-        return {**super().settings(data), **corpus(data)}
+        own = {**super().settings(data), **corpus(data)}
+        if self.windows == "fixed":  # the key of the checkpoints made before the field existed
+            del own["windows"]
+        return own
 
     def build(self, data):
         from ..lm import char_transformer
@@ -90,10 +103,19 @@ class LMTeacher(Experiment):
         return char_transformer(data.vocab_size, data.context, layers=self.layers, heads=self.heads, width=self.width)
 
     def train(self, model, data, ready, quiet):
-        history = fit(model, data.train, data.val, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                      weight_decay=self.weight_decay, seed=self.seed, quiet=quiet, desc="LM teacher",
-                      checkpoint=ready["checkpoint"])
-        return {"history": history.rows, "resumed": history.resumed}
+        if self.windows == "fixed":
+            history = fit(model, data.train, data.val, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                          weight_decay=self.weight_decay, seed=self.seed, quiet=quiet, desc="LM teacher",
+                          checkpoint=ready["checkpoint"])
+            return {"history": history.rows, "resumed": history.resumed}
+        from ..text import offset_windows
+
+        X, y = offset_windows(data.tokens_train, data.context, self.epochs, seed=self.seed)
+        half_pass = max(1, len(X) // self.epochs // self.batch_size // 2)
+        history = fit(model, (X.to(data.device), y.to(data.device)), data.val, epochs=1, lr=self.lr,
+                      batch_size=self.batch_size, weight_decay=self.weight_decay, seed=self.seed, quiet=quiet,
+                      desc=f"LM teacher, {self.epochs} passes", checkpoint=ready["checkpoint"], val_every=half_pass)
+        return {"history": history.rows, "evals": history.evals, "resumed": history.resumed}
 
     def scores(self, model, data, ready):
         import torch
@@ -131,7 +153,8 @@ class LMTransfer:
         order = torch.randperm(len(data.X_train), generator=torch.Generator().manual_seed(seed))[:n]
         self.X, self.y = data.X_train[order.to(data.device)], data.y_train[order.to(data.device)]
         self.costs: dict[str, dict] = {}
-        self._topk = self._generated = None
+        self._topk = self._generated = self._log_z = None
+        self._sampled: dict[int, object] = {}
 
     def identity(self) -> dict:
         """Which windows these are: the seed of their draw and how many (the teacher is named on its own)."""
@@ -152,6 +175,26 @@ class LMTransfer:
             self._topk = self._metered("teacher top-k logits", lambda: topk_logits(self.teacher, self.X, self.data.vocab_size))
         values, ids = self._topk
         return (values, ids) if k is None else (values[..., :k], ids[..., :k])
+
+    def bucket(self, k: int):
+        """``(values, ids, log_z)``: the top-``k`` logits and ids, and log Z of all the cached logits (:func:`kdlib.sparse.bucket_kd_terms`)."""
+        from ..sparse import log_normaliser
+
+        values, ids = self.topk()
+        if self._log_z is None:
+            self._log_z = log_normaliser(values)
+        return values[..., :k], ids[..., :k], self._log_z
+
+    #: The seed of the sampled caches' draws (:func:`kdlib.sparse.sample_ids`).
+    DRAW_SEED = 0
+
+    def sampled(self, k: int):
+        """``k`` draws per position from the teacher's distribution (uint8 ids), made once per k from the cached logits."""
+        from ..sparse import sample_ids
+
+        if k not in self._sampled:
+            self._sampled[k] = sample_ids(self.dense(), k, seed=self.DRAW_SEED)
+        return self._sampled[k]
 
     def dense(self):
         """The teacher's full logits (float16), rebuilt from the cached top-k with k = vocabulary."""
@@ -193,7 +236,9 @@ class LMStudent(Experiment):
 
     ``"scratch"``: labels of the transfer windows; ``"kd"``: token-level KD on the teacher's cached
     top-``k`` logits (``k=None``: all; ``direction`` forward or reverse, the reverse on the dense
-    logits), weight ``alpha`` on the soft term at temperature ``T``; ``"seqkd"``: labels = text the
+    logits), weight ``alpha`` on the soft term at temperature ``T``; ``cache`` says how the k are kept
+    (:mod:`kdlib.sparse`: ``"topk"`` renormalised, ``"bucket"`` top-k plus the rest of the mass,
+    ``"sampled"`` k draws from the teacher; the last two at T = 1, forward KL); ``"seqkd"``: labels = text the
     teacher wrote (:data:`TEXT`); ``"budget"``: labels of the whole training split, batch 128.
     ``epochs`` passes (default one).  ``T``, ``alpha``, ``k`` and ``direction`` belong to the kd route.
     """
@@ -206,6 +251,7 @@ class LMStudent(Experiment):
     k: int | None = None
     direction: str = "forward"
     epochs: int | None = None
+    cache: str = "topk"
 
     data_name: ClassVar[str] = "shakespeare"
     #: How the seqkd route's text is written (:meth:`LMTransfer.generated`'s arguments).
@@ -221,9 +267,15 @@ class LMStudent(Experiment):
         _positive_int_or_none("epochs", self.epochs, "the number of passes over the training tensors")
         if self.direction not in ("forward", "reverse"):
             raise ValueError(f"direction must be 'forward' or 'reverse', got {self.direction!r}.")
-        if self.route != "kd" and (self.T, self.alpha, self.k, self.direction) != (1.0, 1.0, None, "forward"):
-            raise ValueError(f"T, alpha, k and direction are settings of the 'kd' route; the {self.route!r} "
+        if self.route != "kd" and (self.T, self.alpha, self.k, self.direction, self.cache) != \
+                (1.0, 1.0, None, "forward", "topk"):
+            raise ValueError(f"T, alpha, k, direction and cache are settings of the 'kd' route; the {self.route!r} "
                              "route does not use them.")
+        if self.cache not in CACHE_KINDS:
+            raise ValueError(f"cache must be one of {', '.join(CACHE_KINDS)} (kd.sparse), got {self.cache!r}.")
+        if self.cache != "topk" and (self.direction != "forward" or self.T != 1.0):
+            raise ValueError(f"A {self.cache!r} cache holds the teacher at T = 1 for the forward KL: use T=1.0 and "
+                             "direction='forward'.")
 
     @property
     def zoo_name(self) -> str:
@@ -253,7 +305,9 @@ class LMStudent(Experiment):
                   **corpus(data)}
         if self.route == "kd":
             config.update(T=self.T, alpha=self.alpha, direction=self.direction, k=self.top_k(data),
-                          cache="dense" if self.direction == "reverse" else "topk")
+                          cache="dense" if self.direction == "reverse" else self.cache)
+            if self.cache == "sampled":
+                config["draw_seed"] = LMTransfer.DRAW_SEED
         if self.route == "seqkd":
             config["text"] = dict(self.TEXT)
         if self.route == "budget":  # a label the key of today's checkpoints carries (budget reads no windows)
@@ -287,7 +341,12 @@ class LMStudent(Experiment):
         if self.route == "seqkd":
             text = transfer.generated(**self.TEXT)
             return {"train": text, "teacher_joules": transfer.costs["teacher writes text"]["joules"]}
-        soft = (transfer.dense(),) if self.direction == "reverse" else transfer.topk(self.top_k(data))
+        k = self.top_k(data)
+        if self.direction == "reverse":
+            soft = (transfer.dense(),)
+        else:
+            soft = {"topk": lambda: transfer.topk(k), "bucket": lambda: transfer.bucket(k),
+                    "sampled": lambda: (transfer.sampled(k),)}[self.cache]()
         return {"train": (transfer.X, transfer.y, *soft), "teacher_joules": transfer.costs["teacher top-k logits"]["joules"]}
 
     def build(self, data):
@@ -296,7 +355,8 @@ class LMStudent(Experiment):
     def train(self, model, data, ready, quiet):
         criterion = None
         if self.route == "kd":  # reverse KL needs the teacher's whole distribution: the dense cache
-            signal = DenseLogits() if self.direction == "reverse" else SparseLogits()
+            signal = DenseLogits() if self.direction == "reverse" else \
+                {"topk": SparseLogits, "bucket": BucketLogits, "sampled": SampledLogits}[self.cache]()
             criterion = KDCriterion(self.T, self.alpha, signal=signal, direction=self.direction)
         history = fit(model, ready["train"], data.val, **self.recipe, criterion=criterion, seed=self.seed, quiet=quiet,
                       desc=f"{self.size} {self.route} s{self.seed}", checkpoint=ready["checkpoint"])
@@ -309,7 +369,7 @@ class LMStudent(Experiment):
 
 def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | None = None, *,
                T: float = 1.0, alpha: float = 1.0, k: int | None = None, direction: str = "forward",
-               epochs: int | None = None, quiet: bool = True) -> Entry:
+               epochs: int | None = None, cache: str = "topk", quiet: bool = True) -> Entry:
     """A lesson 8 student (:class:`LMStudent`), cached in the zoo under everything that made it.
 
     ``transfer`` is the :class:`LMTransfer` the scratch, kd and seqkd routes train on (scratch: a
@@ -320,7 +380,7 @@ def lm_student(data, size: str, route: str, seed: int, transfer: LMTransfer | No
 
     Introduced in lesson 8.
     """
-    spec = LMStudent(size, route, seed, T=T, alpha=alpha, k=k, direction=direction, epochs=epochs)
+    spec = LMStudent(size, route, seed, T=T, alpha=alpha, k=k, direction=direction, epochs=epochs, cache=cache)
     return spec.load_or_train(data, spec.inputs(data, transfer), quiet=quiet)
 
 
@@ -344,3 +404,26 @@ def lm_kd_choice(data, transfer: LMTransfer, quiet: bool = True) -> tuple[dict, 
                      "train s": round(entry.meta["train_seconds"], 1)})
     best = min(rows, key=lambda r: r["val bpc"])
     return {"T": best["T"], "alpha": best["alpha"]}, rows
+
+
+def teacher_bits_on_samples(student, teacher, data, *, windows: int = 256, temperature: float = 1.0,
+                            seed: int = 0) -> dict:
+    """Precision, as LM distillation papers judge it: the **teacher's** bits per character on text the student wrote.
+
+    ``windows`` first characters of validation windows start ``windows`` samples of one context
+    each (``kdlib.lm.generate`` at ``temperature``, seeded); the teacher scores every written
+    character.  Low = the student writes what the teacher finds likely; bits per character on real
+    text (:mod:`kdlib.bpc`) is the other side, recall.  A student that repeats one safe phrase can
+    score well here and badly there, which is why both are reported.  Returns ``{"teacher_bpc",
+    "student_bpc"}`` (the student's own surprise at its text, for comparison) and the ``samples``.
+    """
+    import torch
+
+    from ..lm import generate
+
+    prompts = data.X_val[:windows, :1]
+    text = generate(student, prompts, data.context, temperature=temperature, seed=seed)  # (windows, 1 + context)
+    X, y = text[:, :-1].contiguous(), text[:, 1:].contiguous()
+    scores = {name: evaluate(model, X, y)["loss"] / math.log(2) for name, model in (("teacher_bpc", teacher),
+                                                                                     ("student_bpc", student))}
+    return {**scores, "samples": text.to(torch.long)}
