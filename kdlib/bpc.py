@@ -103,6 +103,8 @@ def model_bits(model, tokens, *, stride: int | None = None, batch_size: int = 12
     """Bits per character of a causal LM (``(B, T)`` ids → ``(B, T, V)`` logits) on a stream, sliding windows.
 
     ``model.context`` is the window; ``stride`` defaults to half of it (see :func:`layout`).
+
+    Introduced in lesson 8.
     """
     stream = _as_stream(tokens)
     plan = layout(len(stream), model.context, stride)
@@ -136,6 +138,8 @@ def ngram_bits(ngram, tokens, *, context: int, stride: int | None = None) -> Str
     Each target may use at most the characters a window of ``context`` scored with ``stride``
     gives the transformer (and never more than ``order − 1``): with stride = context the n-gram's
     history restarts at every window, as the transformer's does.
+
+    Introduced in lesson 8.
     """
     stream = _as_stream(tokens)
     plan = layout(len(stream), context, stride)

@@ -153,37 +153,39 @@ def check_kd_loss(fn) -> None:
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
-def check_topk_kd_loss(fn) -> None:
-    """``fn(student_logits, top_values, top_ids, T)`` = the soft term of k-sparse KD.
+def check_sampled_kd_loss(fn) -> None:
+    """``fn(student_logits, sampled_ids)`` = the student's mean cross-entropy against k draws from the teacher.
 
-    The reference is :func:`kdlib.distill.topk_kd_terms` (``alpha = 1``): the teacher's top-k
-    renormalised, KL against the student's full softmax gathered at those ids, T², mean per position.
+    The reference is :func:`kdlib.sparse.sampled_kd_terms` (a KL to the draws' histogram ĉ) plus the
+    histogram's own entropy, i.e. ``mean over positions of (1/k) Σ_j −log q(x_j)``, q the student's
+    softmax at T = 1.
 
     Introduced in lesson 8.
     """
-    from .distill import topk_kd_terms
+    from .sparse import sampled_kd_terms
 
     g = torch.Generator().manual_seed(0)
-    s, t = torch.randn(2, 3, 6, generator=g) * 2, torch.randn(2, 3, 6, generator=g) * 2
+    s = torch.randn(2, 3, 7, generator=g) * 2
     labels = torch.zeros(2, 3, dtype=torch.long)
-    done, _ = _attempt(fn, s, *t.topk(2, -1), 1.0)
+    draws = torch.randint(0, 7, (2, 3, 5), generator=g).to(torch.uint8)
+    done, _ = _attempt(fn, s, draws)
     if not done:
-        return _not_done("topk_kd_loss", "kd.distill.topk_kd_terms")
+        return _not_done("sampled_kd_loss", "kd.sparse.sampled_kd_terms")
     hints = []
-    for k, T in [(6, 1.0), (3, 2.0), (1, 1.0), (2, 4.0)]:
-        top = t.topk(k, -1)
-        got = float(fn(s, top.values.half(), top.indices.to(torch.uint8), T))
-        want = float(topk_kd_terms(s, top.values.half(), top.indices, labels, T, 1.0)["soft"])
-        if not math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5):
-            if math.isclose(got, want / (T * T), rel_tol=1e-3):
-                hints.append("the soft term needs the T² factor")
-            elif k == 6:
-                hints.append("with k = the whole vocabulary it must equal the dense forward KL")
+    for k in (1, 5, 16):
+        ids = torch.randint(0, 7, (2, 3, k), generator=g).to(torch.uint8)
+        hist = torch.zeros(6, 7).scatter_add_(-1, ids.reshape(6, k).long(), torch.full((6, k), 1.0 / k))
+        want = float(sampled_kd_terms(s, ids, labels)["soft"] - torch.xlogy(hist, hist).sum(-1).mean())
+        got = float(fn(s, ids))
+        if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6):
+            if math.isclose(got, want * k, rel_tol=1e-4):
+                hints.append("average over the k draws as well as over the positions (divide by k)")
+            elif got < 0:
+                hints.append("a cross-entropy is positive: it is −log q, not log q")
             else:
-                hints.append("renormalise the teacher over its k kept logits (softmax of top_values / T), and "
-                             "take the student's log-probabilities from a softmax over ALL its logits, "
-                             "gathered at top_ids (top_ids may be uint8: .long() before gather)")
-    return _verdict("topk_kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
+                hints.append("take log_softmax of the student's logits over ALL characters, pick it at each sampled "
+                             "id (sampled_ids may be uint8: .long() before gather), and average the negatives")
+    return _verdict("sampled_kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
 def check_witten_bell(fn) -> None:

@@ -162,8 +162,6 @@ def topk_kd_terms(student_logits: torch.Tensor, top_values: torch.Tensor, top_in
     teacher's top guess (hard pseudo-labels).  ``top_values``/``top_indices`` have shape ``(..., k)``
     as made by :func:`topk_logits`; any float and integer dtypes.  Kept values of −inf count 0, as
     in :func:`kd_terms`.
-
-    Introduced in lesson 8.
     """
     T = _check_temperature(T)
     alpha = _check_alpha(alpha)
@@ -234,8 +232,6 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
     integer type that holds the vocabulary (uint8 up to 256 classes).  Per position that is
     ``3k`` bytes instead of ``4 · vocab`` for the dense float32 logits of :func:`cache_logits`.
     Batch by batch, so the dense logits of the whole set never exist at once.
-
-    Introduced in lesson 8.
     """
     k = whole_number(k, "k")
     values, indices = [], []

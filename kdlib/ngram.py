@@ -60,7 +60,7 @@ class NGramLM:
 
         P(w | h) = (c(h w) + N1+(h •) · P(w | h')) / (c(h) + N1+(h •))
 
-    Introduced in lesson 9.
+    Introduced in lesson 8.
     """
 
     def __init__(self, order: int = 5, smoothing: str = "kneser_ney"):

@@ -35,7 +35,10 @@ KINDS = ("topk", "bucket", "sampled")
 
 
 def bytes_per_position(kind: str, k: int, vocab: int) -> int:
-    """Storage of one position's teacher signal: ``"dense"`` (float16), ``"topk"``, ``"bucket"`` or ``"sampled"``."""
+    """Storage of one position's teacher signal: ``"dense"`` (float16), ``"topk"``, ``"bucket"`` or ``"sampled"``.
+
+    Introduced in lesson 8.
+    """
     k, vocab = whole_number(k, "k"), whole_number(vocab, "vocab")
     id_bytes = 1 if vocab <= 256 else 4
     if kind == "dense":
@@ -120,6 +123,8 @@ def sampled_kd_terms(student_logits: torch.Tensor, sampled_ids: torch.Tensor, la
     ``E[ĉ] = p``, so ``Σ ĉ_w · (−log q_w)`` is an unbiased estimate of the dense cross-entropy and its
     gradient of the dense gradient; the ``ĉ log ĉ`` part is a constant that makes the term a KL (≥ 0).
     Shapes: logits ``(..., V)``, ids ``(..., k)``.
+
+    Introduced in lesson 8.
     """
     alpha = finite_number(alpha, "alpha (the weight of the soft term)", high=1.0)
     if sampled_ids.shape[:-1] != student_logits.shape[:-1]:
@@ -142,6 +147,8 @@ class BucketLogits(TeacherSignal):
     """Top-k logits, their ids and the teacher's log Z: ``fit(student, (X, y, values, ids, log_z), ...)``.
 
     The loss is :func:`bucket_kd_terms` (forward KL at T = 1, the rest of the mass as one bucket).
+
+    Introduced in lesson 8.
     """
 
     reads = ("X", "y", "values", "ids", "log_z")
@@ -160,6 +167,8 @@ class SampledLogits(TeacherSignal):
     """k draws from the teacher's distribution per position: ``fit(student, (X, y, sampled_ids), ...)``.
 
     The loss is :func:`sampled_kd_terms` (forward KL to the draws' histogram, T = 1).
+
+    Introduced in lesson 8.
     """
 
     reads = ("X", "y", "sampled_ids")

@@ -36,7 +36,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import kdlib as kd
-from kdlib import experiments
+from kdlib import bpc, experiments
+from kdlib.experiments import fair_scores
 
 DEVICE = kd.device()
 SEEDS = kd.sized([0, 1, 2], [0, 1])
@@ -45,7 +46,8 @@ print(f"device {DEVICE}; energy measured by: {meter.source}")
 
 data = kd.load("shakespeare", context=64, device=DEVICE)
 teacher_entry = experiments.lm_teacher(data)
-teacher, tm = teacher_entry.model, teacher_entry.meta
+teacher = teacher_entry.model
+tm = {**teacher_entry.meta, **fair_scores(teacher_entry, data)}  # every bpc from the one fair scorer (lesson 8)
 transfer = experiments.LMTransfer(data, teacher)
 CHOICE, _ = experiments.lm_kd_choice(data, transfer)  # lesson 8's choice, from the zoo (or trained now)
 print(f"teacher: {tm['params']:,} parameters, test {tm['test_bpc']:.3f} bpc; KD with T = {CHOICE['T']}, "
@@ -98,10 +100,10 @@ for smoothing in ("witten_bell", "kneser_ney"):
         ngrams[smoothing, order] = model
         ngram_rows.append({"smoothing": smoothing, "order": order, "contexts": model.num_contexts,
                            "fit s": round(model.fit_seconds, 2),
-                           "val bpc": round(model.bits_per_char(data.tokens_val), 3)})
+                           "val bpc": round(bpc.ngram_bits(model, data.tokens_val, context=data.context).bpc, 3)})
 best_row = min(ngram_rows, key=lambda r: r["val bpc"])
 NGRAM = ngrams[best_row["smoothing"], best_row["order"]]
-ngram_test = NGRAM.bits_per_char(data.tokens_test)
+ngram_test = bpc.ngram_bits(NGRAM, data.tokens_test, context=data.context).bpc  # the characters the transformers are scored on
 kd.tables.Table(ngram_rows, "Character n-gram models on the validation plays")
 
 # %%
@@ -142,8 +144,10 @@ print(data.decode(kd.lm.generate(teacher, transfer.X[0, :1], data.context - 1, t
 # FLOPs of the 115k distilled route — train the teacher, cache its logits, distil; a training step costs
 # about 3× a forward pass (forward, then a backward pass of about twice its cost) — and spend them instead
 # on the 115k transformer trained on the labels of **all** the training plays for as many passes as the
-# budget buys. Like the teacher, it is trained once and cached: the first run of this cell takes about
-# 17 minutes on 2 CPU cores (a GPU makes it short).
+# budget buys. Like the teacher, it is trained once and cached, and it saves its state as it goes. Its first
+# run is the longest of the course — it spends as many FLOPs as the teacher and the distillation together,
+# and a 115k model runs its FLOPs at a lower rate on a CPU than the teacher does — so expect most of an
+# hour on 2 CPU cores (a GPU makes it short); an interrupted run carries on where it stopped.
 
 # %%
 f_teacher = tm["flops_per_token"]
@@ -158,7 +162,7 @@ print(f"One pass of the 115k model over the training plays: {per_epoch:.2e} FLOP
 with meter.phase("same-compute model"):
     routes["115k, same compute, no giant"] = [experiments.lm_student(data, "115k", "budget", 0, epochs=EPOCHS)]
 budget_meta = routes["115k, same compute, no giant"][0].meta
-print(f"test {budget_meta['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
+print(f"test {fair_scores(routes['115k, same compute, no giant'][0], data)['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
       f"({'from the zoo' if routes['115k, same compute, no giant'][0].cached else 'trained now'}).")
 
 # %% [markdown]
@@ -217,15 +221,15 @@ ledger.add("n-gram", "inference", ngram_cost["joules_per_query"], ngram_cost["so
 ledger.table(QUERIES)
 
 # %%
-bpc = {"serve the teacher": [tm["test_bpc"]], "n-gram": [ngram_test],
-       **{name: [e.meta["test_bpc"] for e in entries] for name, entries in routes.items()}}
+bits = {"serve the teacher": [tm["test_bpc"]], "n-gram": [ngram_test],
+       **{name: [fair_scores(e, data)["test_bpc"] for e in entries] for name, entries in routes.items()}}
 params = {"serve the teacher": tm["params"], "n-gram": NGRAM.num_ngrams,
           **{name: entries[0].meta["params"] for name, entries in routes.items()}}
 rows = []
-for name in bpc:
+for name in bits:
     upfront, per_q = ledger.total(name), ledger.total(name, 1) - ledger.total(name)
-    score = kd.tables.mean_std(bpc[name], scale=1, digits=3) if len(bpc[name]) > 1 else f"{bpc[name][0]:.3f}"
-    rows.append({"route": name, "parameters": params[name], "test bpc": score, "seeds": len(bpc[name]),
+    score = kd.tables.mean_std(bits[name], scale=1, digits=3) if len(bits[name]) > 1 else f"{bits[name][0]:.3f}"
+    rows.append({"route": name, "parameters": params[name], "test bpc": score, "seeds": len(bits[name]),
                  "upfront Wh": round(upfront / 3600, 4), "µJ / char": round(1e6 * per_q, 2),
                  "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4)})
     kd.experiments.record(f"route {name}: test bpc / lifecycle Wh",
@@ -246,13 +250,18 @@ LABEL_AT = {"serve the teacher": ((-6, 6), "right"), "115k, same compute, no gia
             "40k distilled": ((-6, -4), "right"), "40k sequence-level KD": ((6, 2), "left")}  # keep labels apart
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for row in rows:
-    values = bpc[row["route"]]
+    values = bits[row["route"]]
     giant = row["route"] == "serve the teacher" or "distilled" in row["route"] or "sequence" in row["route"]
     ax.errorbar(row["lifecycle Wh"], statistics.fmean(values), yerr=kd.stats.spread(values),
                 fmt="o" if giant else "s", capsize=3, color="tab:red" if giant else "tab:green")
     offset, align = LABEL_AT.get(row["route"], ((5, 4), "left"))
     ax.annotate(row["route"], (row["lifecycle Wh"], statistics.fmean(values)), fontsize=8,
                 xytext=offset, textcoords="offset points", ha=align)
+for order in (3, 5, best_row["order"]):  # the n-gram ladder (Kneser–Ney), scored on the same characters
+    rung = bpc.ngram_bits(ngrams["kneser_ney", order], data.tokens_test, context=data.context).bpc
+    ax.axhline(rung, color="tab:green", lw=0.7, ls=":")
+    ax.annotate(f"{order}-gram", (1.0, rung), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                textcoords="offset points", fontsize=7, color="tab:green", va="center")
 ax.set_xscale("log")
 ax.set_xlabel(f"lifecycle energy, Wh (training + teacher + {QUERIES / 1e6:.0f}M characters; {meter.source.split(':')[0]})")
 ax.set_ylabel("test bits per character (lower is better)")
@@ -289,11 +298,11 @@ for a, b in pairs:
 
 # %%
 def mean(name):
-    return statistics.fmean(bpc[name])
+    return statistics.fmean(bits[name])
 
 
 for size in ("40k", "115k"):
-    fewer_bits = kd.stats.compare(bpc[f"{size} scratch"], bpc[f"{size} distilled"], higher_is_better=False)
+    fewer_bits = kd.stats.compare(bits[f"{size} scratch"], bits[f"{size} distilled"], higher_is_better=False)
     print(f"{size}: distillation against scratch {fewer_bits.describe(3, 'bpc')}, at "
           f"{ledger.total(f'{size} distilled', QUERIES) / ledger.total(f'{size} scratch', QUERIES):.0f}× "
           f"the lifecycle energy")
@@ -312,42 +321,42 @@ meter.table("This lesson's phases")
 # %% [markdown]
 # ## What the numbers say
 #
-# Numbers from the full-size run on 2 CPU cores (yours print above; bits per character are the same for
-# the same seeds on the same kind of CPU, times and joules are not). Every energy figure is the CPU-time
-# estimate.
-#
-# * **The giant is not the best model here.** A Kneser–Ney 7-gram, counted in one second for 41 J, scores
-#   2.262 bits per character on the held-out plays — better than the 0.8M-parameter teacher (2.379), which
-#   took 444 s and 10.5 Wh to train. Over a lifecycle of 10 million characters it costs 0.31 Wh against
-#   the teacher's 14.3 Wh: on the Pareto plot it dominates every other route. At this scale, a
-#   task-specific model with the right inductive bias (local character statistics, smoothed) wins on both
-#   axes; the n-gram is bigger in memory, though (2.2M stored n-grams against 0.8M weights), and it cannot
-#   use context beyond six characters. One caveat on the comparison: the transformers are scored on
-#   non-overlapping 64-character windows, where the first positions of each window have little context,
-#   while the n-gram scores the running text with its full six characters almost everywhere; part of the
-#   0.12-bit gap may come from that.
-# * **Distillation helps the students, a little, at a large price.** Token-level KD moves the 40k student
-#   from 3.506 to 3.442 bits (a real gain: twice the seed spread is 0.050) and the 115k student from 3.353
-#   to 3.257 — but that second gain is within its seed noise (its spread is ± 0.101, so twice the spread
-#   is 0.20). Counting the teacher, each route that needed it costs 7–13× the lifecycle energy of its
-#   scratch twin. Sequence-level KD on text the teacher wrote (3.485) is no better than scratch within
-#   noise, and the generation cost more than the caching did.
-# * **More training of the small model did what the teacher did not.** Given the same FLOPs as the whole
-#   distillation pipeline, the 115k model trained on the real text alone reaches 2.388 bits — the
-#   teacher's level with a seventh of its parameters, 0.87 bits ahead of the distilled 115k student. (It
-#   had 15 passes over all 4.2M training characters where the students had one pass over 1M, so more data
-#   and more steps come together here, and it is one seed.) It took 1,014 s for its 4.3e13 FLOPs, about
-#   42 GFLOP/s, where the teacher's 4.1e13 took 444 s (about 92 GFLOP/s): the smaller model runs its
-#   FLOPs at half the rate on this CPU, so by joules it is the most expensive route here.
-# * **Break-even:** the distilled 40k student is cheaper than serving the teacher after about 3 million
-#   characters (the 115k one after about 4 million) — but the teacher is a bit per character better.
-#   (These per-character energies come from CPU time: on a busy machine they shift, and so do these points.) Against the
-#   n-gram, no distilled student ever breaks even: the n-gram is both better and cheaper per character.
-#
-# Set against the published record: like MobileLLM, this run finds distillation no substitute for more
-# training of the small model itself; in line with Busbridge et al., distillation pays here only if the
-# teacher's cost is not counted (a teacher that exists anyway, serving many students) — and for the 115k
-# student not clearly even then; and like the essay's "task-specific small models", a classic model built
-# for the task beats the giant here. What does not carry over from this laptop scale: a character model has 84
-# classes, not 256k tokens, and 0.8M parameters are nowhere near the regime where LLM teachers know things
-# an n-gram cannot.
+# The paragraph below is written by the cell from this run's numbers (bits per character are the same for
+# the same seeds on the same kind of CPU and thread count; times and joules are not). Every energy figure
+# is what the meter reports; on a machine without counters it is the CPU-time estimate.
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+lifecycle = {r["route"]: r["lifecycle Wh"] for r in rows}
+gains = {size: kd.stats.compare(bits[f"{size} scratch"], bits[f"{size} distilled"], higher_is_better=False)
+         for size in ("40k", "115k")}
+front = [r["route"] for r in rows if not any(
+    statistics.fmean(bits[o["route"]]) < statistics.fmean(bits[r["route"]]) and o["lifecycle Wh"] < r["lifecycle Wh"]
+    for o in rows)]
+giant_vs_ngram = tm["test_bpc"] - ngram_test
+Markdown(f"""
+* **The giant against counting.** The teacher scores {tm['test_bpc']:.3f} test bits per character and the
+  {best_row['smoothing'].replace('_', '-')} {best_row['order']}-gram, counted in {ngram_fit.seconds:.2f} s, {ngram_test:.3f} on the same
+  characters: the teacher is {'ahead' if giant_vs_ngram < 0 else 'behind'} by {abs(giant_vs_ngram):.3f} bits, at a lifecycle
+  energy of {lifecycle['serve the teacher']:.2f} Wh against the n-gram's {lifecycle['n-gram']:.3f} Wh.
+* **Distilled students.** 40k: {statistics.fmean(bits['40k scratch']):.3f} from scratch, {statistics.fmean(bits['40k distilled']):.3f}
+  distilled ({gains['40k'].describe(3, 'bpc')}); 115k: {statistics.fmean(bits['115k scratch']):.3f} and
+  {statistics.fmean(bits['115k distilled']):.3f} ({gains['115k'].describe(3, 'bpc')}). These students see one pass over a million
+  characters; lesson 8's learning curves show how the gain changes with longer training. Counting the teacher,
+  the 40k distilled route costs {lifecycle['40k distilled'] / lifecycle['40k scratch']:.1f}× the lifecycle energy of its scratch twin.
+* **Sequence-level KD** (text the teacher wrote) reaches {statistics.fmean(bits['40k sequence-level KD']):.3f}, against
+  {statistics.fmean(bits['40k distilled']):.3f} for token-level KD on the same windows.
+* **The same compute, no giant:** the 115k model trained on the real text alone with the FLOPs of the whole
+  distillation pipeline reaches {statistics.fmean(bits['115k, same compute, no giant']):.3f} bits, against
+  {statistics.fmean(bits['115k distilled']):.3f} for the distilled 115k student (one seed; it also saw far more data).
+* **On the Pareto front** (no route both better and cheaper): {', '.join(front)}.
+""")
+
+# %% [markdown]
+# Set against the published record: MobileLLM found distillation no substitute for training the small model
+# itself longer; Busbridge et al. find that distillation pays when the teacher exists anyway (or serves many
+# students) and the student's compute is small; and the essay's "task-specific small models" include models
+# as plain as an n-gram. Compare each with the lines above. What does not carry over from this laptop scale: a
+# character model has 84 classes, not 256k tokens, and 0.8M parameters are nowhere near the regime where
+# LLM teachers know things an n-gram cannot.
