@@ -114,9 +114,10 @@ def kd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
 
     Logits may carry extra leading dimensions, ``(batch, T, vocab)`` with labels ``(batch, T)``:
     a language model is distilled token by token, every position a row (lesson 8).
-    ``direction="reverse"`` swaps the KL to ``KL(q_T ‖ p_T)``, the mode-seeking objective of
-    MiniLLM (Gu et al. 2024): the student is punished for mass where the teacher has little,
-    not for missing some of the teacher's modes.
+    ``direction="reverse"`` swaps the KL to ``KL(q_T ‖ p_T)``, token by token on the given
+    inputs: mode-seeking, the student is punished for mass where the teacher has little, not for
+    missing some of the teacher's modes.  (This is *not* MiniLLM, Gu et al. 2024, which optimises
+    a sequence-level reverse KL on text the student samples itself.)
     """
     T = _check_temperature(T)
     alpha = _check_alpha(alpha)
@@ -373,7 +374,7 @@ class KDCriterion:
     A batch that does not hold what the signal reads is an error that says which signal would fit
     it.  ``alpha`` weighs the soft term (kdlib's convention; torchdistill's ``KDLoss`` uses it for
     the cross-entropy, see :func:`kd_terms`).  ``direction`` is ``"forward"`` (Hinton) or
-    ``"reverse"`` (MiniLLM).  :meth:`terms` returns the named terms ``{"loss", "soft", "hard"}``;
+    ``"reverse"`` (token-level reverse KL, mode-seeking).  :meth:`terms` returns the named terms ``{"loss", "soft", "hard"}``;
     calling the criterion returns ``loss``.
 
     Introduced in lesson 3.

@@ -52,8 +52,10 @@ def test_bench_smoke_run(tmp_path):
     assert result["meter"]["overhead_ratio"] > 0
     assert "estimate" in result["meter"]["source"] or "counter" in result["meter"]["source"]
     assert set(result["latency"]["microseconds"]) == {"teacher", "student", "student_int8"}
-    assert set(result["lm"]["ratio_to_scratch"]) == {"scratch", "kd_top8", "kd_top84", "kd_online"}
+    assert set(result["lm"]["ratio_to_scratch"]) == {"scratch", "kd_top8", "kd_bucket8", "kd_sampled8", "kd_top84",
+                                                     "kd_online"}
     assert result["lm"]["teacher_share_of_peak"] > 0 and result["lm"]["kv_cache_speedup"] > 0
+    assert set(result["lm"]["student_share_of_peak"]) == {"40k", "115k"} and "LM students training" in out.stdout
 
 
 def test_unknown_command_fails_cleanly():

@@ -217,11 +217,13 @@ def latency_comparison() -> dict:
 
 
 def lm_comparison(steps: int = 150) -> dict:
-    """Lesson 8 costs side by side: one step of a 40k character student on 32 windows, four ways —
-    labels only, KD from cached top-8 and top-84 teacher logits, KD with the teacher run online —
-    plus the teacher's training GFLOP/s against the matmul peak, and sampling speed with and
+    """Lesson 8 costs side by side: one step of a 40k character student on 32 windows, six ways —
+    labels only, KD from cached renormalised top-8, top-8 plus a bucket, sampled-8 (the course's
+    cache) and all 84 teacher logits, KD with the teacher run online — the share of the matmul peak
+    that 40k and 115k students and the teacher reach in training, and sampling speed with and
     without the key/value cache."""
     from ..distill import KDCriterion, OnlineTeacher, SparseLogits, topk_logits
+    from ..sparse import BucketLogits, SampledLogits, log_normaliser, sample_ids
     from ..lm import generate
     from ..models import flops_per_example
     from ..perf import achieved_gflops, matmul_gflops
@@ -233,14 +235,18 @@ def lm_comparison(steps: int = 150) -> dict:
     n = min(steps * 32, len(data.X_train))
     X, y = data.X_train[:n], data.y_train[:n]
     values, ids = topk_logits(teacher, X, data.vocab_size)
+    dense = torch.empty_like(values).scatter_(-1, ids.long(), values)
     ways = {"scratch": ((X, y), None),
             "kd_top8": ((X, y, values[..., :8], ids[..., :8]), KDCriterion(1.0, 1.0, signal=SparseLogits())),
+            "kd_bucket8": ((X, y, values[..., :8], ids[..., :8], log_normaliser(values)),
+                           KDCriterion(1.0, 1.0, signal=BucketLogits())),
+            "kd_sampled8": ((X, y, sample_ids(dense, 8)), KDCriterion(1.0, 1.0, signal=SampledLogits())),
             "kd_top84": ((X, y, values, ids), KDCriterion(1.0, 1.0, signal=SparseLogits())),
             "kd_online": ((X, y), KDCriterion(1.0, 1.0, signal=OnlineTeacher(teacher)))}
 
-    def epoch(train, criterion):
+    def epoch(train, criterion, size="40k"):
         torch.manual_seed(0)
-        return fit(build_lm("40k", data), train, epochs=1, batch_size=32, criterion=criterion, quiet=True,
+        return fit(build_lm(size, data), train, epochs=1, batch_size=32, criterion=criterion, quiet=True,
                    device="cpu").last["seconds"]
 
     epoch(*ways["kd_top84"])  # warm-up
@@ -248,7 +254,11 @@ def lm_comparison(steps: int = 150) -> dict:
     for _ in range(2):  # best of two, each way next to the others
         for name, (train, criterion) in ways.items():
             seconds[name] = min(seconds.get(name, float("inf")), epoch(train, criterion))
+        seconds["scratch_115k"] = min(seconds.get("scratch_115k", float("inf")), epoch((X, y), None, "115k"))
     steps_done = -(-n // 32)
+    per_window = {size: flops_per_example(build_lm(size, data), (data.context,), torch.long) for size in ("40k", "115k")}
+    student_gflops = {"40k": achieved_gflops(per_window["40k"], n, seconds["scratch"]),
+                      "115k": achieved_gflops(per_window["115k"], n, seconds.pop("scratch_115k"))}
 
     torch.manual_seed(0)
     big = build_lm("teacher", data)
@@ -272,6 +282,8 @@ def lm_comparison(steps: int = 150) -> dict:
             "ratio_to_scratch": {k: round(v / seconds["scratch"], 2) for k, v in seconds.items()},
             "teacher_train_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
             "teacher_share_of_peak": round(achieved / peak, 3),
+            "student_train_gflops": {k: round(v, 1) for k, v in student_gflops.items()},
+            "student_share_of_peak": {k: round(v / peak, 3) for k, v in student_gflops.items()},
             "sampling_tokens_per_s": sampling,
             "kv_cache_speedup": round(sampling["with_cache"] / sampling["without_cache"], 2)}
 
@@ -295,11 +307,15 @@ def format_tables(result: dict) -> str:
               f"int8 student {lat['student_int8']} µs"]
     lm = result["lm"]
     lines += ["", "Lesson 8: one step of the 40k character student (32 windows of 64)"]
-    for k, label in (("scratch", "labels only"), ("kd_top8", "KD, cached top-8 logits"),
+    for k, label in (("scratch", "labels only"), ("kd_top8", "KD, cached top-8, renormalised"),
+                     ("kd_bucket8", "KD, cached top-8 plus a bucket"), ("kd_sampled8", "KD, sampled-8 (the course's)"),
                      ("kd_top84", "KD, cached top-84 (all) logits"), ("kd_online", "KD, online teacher")):
         lines.append(f"  {label:36s} {lm['ms_per_step'][k]:8.2f} ms  {lm['ratio_to_scratch'][k]:7.2f} × scratch")
     lines += [f"LM teacher training: {lm['teacher_train_gflops']} GFLOP/s = {100 * lm['teacher_share_of_peak']:.0f} % "
               f"of the {lm['matmul_peak_gflops']} GFLOP/s matmul peak",
+              "LM students training (batch 32 × 64): " + ", ".join(
+                  f"{size} {lm['student_train_gflops'][size]} GFLOP/s = {100 * lm['student_share_of_peak'][size]:.0f} %"
+                  for size in ("40k", "115k")) + " of peak",
               f"Sampling (teacher, batch 1): {lm['sampling_tokens_per_s']['with_cache']} characters/s with the "
               f"key/value cache, {lm['sampling_tokens_per_s']['without_cache']} without "
               f"({lm['kv_cache_speedup']}×)"]
