@@ -125,7 +125,7 @@ def draw_ladder(ax, split="test", orders=(2, 3, 4, BEST_N)):
 # the fair scorer (2.327 against 2.262 test bits in an earlier run), so it now trains for **six passes**,
 # each pass cutting the plays into windows at its own random offset (so no pass repeats the last one's
 # windows), with validation every half pass. It is trained once and cached in `data/zoo/`; the first run
-# of this cell takes about 16 minutes on 2 cores, and it **saves its state every minute**: if the cell is
+# of this cell takes about 16–18 minutes on 2 cores, and it **saves its state every minute**: if the cell is
 # interrupted (a timeout, a closed laptop), running it again carries on where it stopped, to the same weights.
 
 # %%
@@ -231,7 +231,7 @@ cache = transfer.costs["teacher top-k logits"]
 positions = values.shape[0] * values.shape[1]
 print(f"{values.shape[0]:,} windows × {values.shape[1]} positions = {positions:,} positions cached in "
       f"{cache['seconds']:.1f} s, {cache['joules']:.0f} J ({cache['source']}).")
-CACHE_KS = (4, 8, 16)
+CACHE_KS = experiments.LM_CACHE_KS
 rows = [{"cache": "dense (float16, all 84)", "bytes / position": kd.sparse.bytes_per_position("dense", 1, data.vocab_size)}]
 rows += [{"cache": f"{kind}-{k}", "bytes / position": kd.sparse.bytes_per_position(kind, k, data.vocab_size)}
          for kind in kd.sparse.KINDS for k in CACHE_KS]
@@ -360,28 +360,21 @@ plt.show()
 # whose validation bits are within 0.01 of the dense student's.
 
 # %%
-CACHE_EPOCHS = kd.sized(4, 1)
+CACHE_EPOCHS = experiments.cache_epochs()
 with meter.phase("sparse caches"):
-    dense = experiments.lm_student(data, "40k", "kd", 0, transfer, epochs=CACHE_EPOCHS)
-    caches = {(kind, k): experiments.lm_student(data, "40k", "kd", 0, transfer, epochs=CACHE_EPOCHS, k=k, cache=kind)
-              for kind in kd.sparse.KINDS for k in CACHE_KS}
+    CACHE, compared = experiments.lm_cache_choice(data, transfer, T=CHOICE["T"])
     plain = experiments.lm_student(data, "40k", "scratch", 0, transfer, epochs=CACHE_EPOCHS)
-dense_scores = fair_scores(dense, data)
-
-
-def cache_row(name, entry, nbytes):
-    s = fair_scores(entry, data)
-    return {"cache": name, "bytes / position": nbytes, "val bpc": round(s["val_bpc"], 3), "test bpc": round(s["test_bpc"], 3),
-            "Δ test vs dense": round(s["test_bpc"] - dense_scores["test_bpc"], 3), "calibration (bits)": round(s["calibration"], 3)}
-
-
-cache_rows = [cache_row("dense", dense, kd.sparse.bytes_per_position("dense", 1, data.vocab_size))]
-cache_rows += [cache_row(f"{kind}-{k}", entry, kd.sparse.bytes_per_position(kind, k, data.vocab_size))
-               for (kind, k), entry in caches.items()]
-cache_rows.append(cache_row("scratch (no teacher)", plain, 0))
-near = [r for r in cache_rows[1:-1] if r["val bpc"] <= cache_rows[0]["val bpc"] + 0.01]
-DEFAULT_CACHE = min(near, key=lambda r: (r["bytes / position"], r["val bpc"]))["cache"] if near else "dense"
-print(f"Chosen on validation: {DEFAULT_CACHE} (the fewest bytes within 0.01 val bpc of dense)")
+dense_scores = fair_scores(compared[0]["entry"], data)
+cache_rows = [{"cache": r["name"], "bytes / position": r["bytes"], "val bpc": round(r["val_bpc"], 3),
+               "test bpc": round(r["test_bpc"], 3), "Δ test vs dense": round(r["test_bpc"] - dense_scores["test_bpc"], 3),
+               "calibration (bits)": round(r["calibration"], 3)} for r in compared]
+plain_scores = fair_scores(plain, data)
+cache_rows.append({"cache": "scratch (no teacher)", "bytes / position": 0, "val bpc": round(plain_scores["val_bpc"], 3),
+                   "test bpc": round(plain_scores["test_bpc"], 3),
+                   "Δ test vs dense": round(plain_scores["test_bpc"] - dense_scores["test_bpc"], 3),
+                   "calibration (bits)": round(plain_scores["calibration"], 3)})
+DEFAULT_CACHE = f"{CACHE['cache']}-{CACHE['k']}" if CACHE["k"] else "dense"
+print(f"Chosen on validation: {DEFAULT_CACHE} (the fewest bytes within 0.01 val bpc of dense); lesson 9 distils with it")
 kd.experiments.record("default cache (val)", DEFAULT_CACHE)
 for row in cache_rows[1:-1]:
     kd.experiments.record(f"cache {row['cache']} at {CACHE_EPOCHS * STEPS_PER_PASS} steps: test bpc / calibration",
@@ -391,10 +384,12 @@ kd.tables.Table(cache_rows, f"40k student, seed 0, {CACHE_EPOCHS * STEPS_PER_PAS
 
 # %%
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+KIND_LABEL = {"topk": "renormalised top-k", "bucket": "top-k + bucket", "sampled": "sampled-k"}
 for kind, marker in zip(kd.sparse.KINDS, "osD"):
     pts = [r for r in cache_rows if r["cache"].startswith(kind + "-")]
-    ax.plot([int(r["cache"].split("-")[1]) for r in pts], [r["test bpc"] for r in pts], marker + "-", label=kind)
-    bx.plot([int(r["cache"].split("-")[1]) for r in pts], [r["calibration (bits)"] for r in pts], marker + "-", label=kind)
+    ks_ = [int(r["cache"].split("-")[1]) for r in pts]
+    ax.plot(ks_, [r["test bpc"] for r in pts], marker + "-", label=KIND_LABEL[kind])
+    bx.plot(ks_, [r["calibration (bits)"] for r in pts], marker + "-", label=KIND_LABEL[kind])
 ax.axhline(dense_scores["test_bpc"], color="black", ls="--", lw=0.8, label="dense")
 ax.axhline(fair_scores(plain, data)["test_bpc"], color="tab:red", ls="--", lw=0.8, label="scratch")
 bx.axhline(0, color="gray", lw=0.8)
@@ -498,7 +493,9 @@ Markdown(f"""
   {first['distilled bpc']} distilled; at {last['steps']} steps {last['scratch bpc']} and {last['distilled bpc']}. The paired
   gain of distillation is largest at {best_gain['steps']} steps ({best_gain['paired gain']:+.3f} bits, 95 % interval
   {best_gain['95 % interval']}) and {last['paired gain']:+.3f} at {last['steps']} steps
-  ({'a real gain' if last['real (> 2 × spread)'] == 'yes' else 'a real loss' if last['real (> 2 × spread)'] == 'worse' else 'within the seed noise'} by the twice-the-spread rule).
+  ({'a real gain' if last['real (> 2 × spread)'] == 'yes' else 'a real loss' if last['real (> 2 × spread)'] == 'worse' else 'within the seed noise'} by the twice-the-spread rule{
+  ', though its paired interval ' + last['95 % interval'] + ' still reaches zero: more seeds would settle it'
+  if last['95 % interval'].startswith('-') else ''}).
   The trigram line is at {ladder[3]['test']:.3f} and the 4-gram at {ladder[4]['test']:.3f}: read the curves against them.
 * **Caches.** With k = {k_mid} and {CACHE_EPOCHS * STEPS_PER_PASS} steps: renormalised top-{k_mid} {renorm['test bpc']:.3f}
   (calibration {renorm['calibration (bits)']:+.3f}), top-{k_mid} plus a bucket {bucket['test bpc']:.3f}

@@ -49,9 +49,10 @@ teacher_entry = experiments.lm_teacher(data)
 teacher = teacher_entry.model
 tm = {**teacher_entry.meta, **fair_scores(teacher_entry, data)}  # every bpc from the one fair scorer (lesson 8)
 transfer = experiments.LMTransfer(data, teacher)
-CHOICE, _ = experiments.lm_kd_choice(data, transfer)  # lesson 8's choice, from the zoo (or trained now)
+CHOICE, _ = experiments.lm_kd_choice(data, transfer)  # lesson 8's choices, from the zoo (or trained now)
+CACHE, cache_runs = experiments.lm_cache_choice(data, transfer, T=CHOICE["T"])
 print(f"teacher: {tm['params']:,} parameters, test {tm['test_bpc']:.3f} bpc; KD with T = {CHOICE['T']}, "
-      f"alpha = {CHOICE['alpha']}")
+      f"alpha = {CHOICE['alpha']}, from the {CACHE['cache']}-{CACHE['k']} cache")
 
 # %% [markdown]
 # ## 1 · No giant at all: a smoothed n-gram model
@@ -115,9 +116,9 @@ kd.experiments.record("best n-gram (val) and its test bpc", f"{best_row['smoothi
 # %% [markdown]
 # ## 2 · The routes that need the giant
 #
-# * **Token-level KD, 40k and 115k students** — lesson 8's recipe (forward KL on the cached logits, the
-#   chosen T and α), now also for a 115k-parameter student (4 blocks of width 48). Lesson 8's 40k students
-#   come from the zoo.
+# * **Token-level KD, 40k and 115k students** — lesson 8's recipe: forward KL at the T and α chosen on
+#   validation, from the sparse cache lesson 8 chose on validation (`experiments.lm_cache_choice`), one pass
+#   over the transfer set; now also for a 115k-parameter student (4 blocks of width 48).
 # * **Sequence-level KD** (Kim & Rush 2016) — the essay's "synthetic data" route: the teacher *writes* the
 #   training text (one real first character per window, the rest sampled at T = 1), and the 40k student
 #   learns it with the plain next-character loss. No logits are stored; the teacher's cost is generation.
@@ -131,8 +132,8 @@ def runs(size, route, **kw):
 
 
 with meter.phase("students"):
-    routes = {"40k scratch": runs("40k", "scratch"), "40k distilled": runs("40k", "kd", **CHOICE),
-              "115k scratch": runs("115k", "scratch"), "115k distilled": runs("115k", "kd", **CHOICE),
+    routes = {"40k scratch": runs("40k", "scratch"), "40k distilled": runs("40k", "kd", **CHOICE, **CACHE),
+              "115k scratch": runs("115k", "scratch"), "115k distilled": runs("115k", "kd", **CHOICE, **CACHE),
               "40k sequence-level KD": runs("40k", "seqkd")}
 print("A window written the way the sequence-level KD text was (first character real, the rest sampled):\n")
 print(data.decode(kd.lm.generate(teacher, transfer.X[0, :1], data.context - 1, temperature=1.0, seed=0)))
@@ -187,10 +188,16 @@ print(f"── n-gram ({best_row['smoothing']}, order {best_row['order']}) " + "
 #
 # Upfront energy is everything a route needed before its first query: its own training, and — where it
 # needed the giant — the teacher's training and the caching (or generation) the teacher did for it, as
-# measured in the process that made the student (lessons 8 and 9 each cache the logits once, so the 40k
-# and 115k students carry two measurements of the same job).
-# Inference is measured per character scored (`kd.energy.energy_per_query` on batches of 64 windows for the
-# transformers, on a 20,000-character stream for the n-gram). Lifecycle = upfront + 10 million characters.
+# measured in the process that made the student (each process that made students caches the logits once
+# and counts that measurement). The **tuning** counts too: the distilled
+# routes carry the four runs of the T-and-α grid that chose their setting, the n-gram every model of its
+# order search.
+#
+# A route is priced two ways. **Scoring**: energy per character when whole windows are scored in batches
+# of 64 (`kd.energy.energy_per_query`; the n-gram on a 20,000-character stream). **Writing**: energy per
+# character when the model serves one user at a time, generating 64 characters after a prompt with batch 1
+# and the key/value cache on — how a small chat model is actually used, and far less efficient per character.
+# Lifecycle = upfront + 10 million characters, either way.
 
 # %%
 QUERIES = 10_000_000
@@ -203,21 +210,54 @@ def per_char(model):
     return cost["joules_per_query"] / data.context, cost["source"]
 
 
-ledger = kd.ledger.Ledger("Language-model routes")
+ledger = kd.ledger.Ledger("Language-model routes, priced on scoring")
+serving = kd.ledger.Ledger("Language-model routes, priced on writing")
+
+
+def upfront(name, item, joules, source, seconds=None):
+    """An upfront cost of a route, the same in both ledgers."""
+    for book in (ledger, serving):
+        book.add(name, item, joules, source, seconds)
+
+
+WRITE = 64  # characters written per query when serving: batch 1, key/value cache on
+prompt_batch = data.encode(PROMPT)[None].to(DEVICE)
+
+
+def per_char_written(model):
+    model.eval()
+    cost = kd.energy.energy_per_query(lambda p: kd.lm.generate(model, p, WRITE, seed=0), prompt_batch,
+                                      min_seconds=kd.sized(1.0, 0.2))
+    return cost["joules_per_query"] / WRITE
+
+
+grid_entries = [experiments.lm_student(data, "40k", "kd", 0, transfer, T=T, alpha=a) for T, a in experiments.LM_KD_GRID]
+tuning_joules = sum(e.meta["energy_joules"] for e in grid_entries)  # the T/alpha grid behind CHOICE
 teacher_pc, source = per_char(teacher)
-ledger.add("serve the teacher", "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
+upfront("serve the teacher", "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
 ledger.add("serve the teacher", "inference", teacher_pc, source, per_query=True)
+serving.add("serve the teacher", "writing", per_char_written(teacher), source, per_query=True)
 for name, entries in routes.items():
     mean = lambda key: statistics.fmean(e.meta[key] for e in entries)
     if "distilled" in name or "sequence" in name:
-        ledger.add(name, "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
-        ledger.add(name, "teacher caching / writing", mean("teacher_joules"), entries[0].meta["energy_source"])
-    ledger.add(name, "training (mean over seeds)", mean("energy_joules"), entries[0].meta["energy_source"],
-               mean("train_seconds"))
+        upfront(name, "teacher training", tm["energy_joules"], tm["energy_source"], tm["train_seconds"])
+        upfront(name, "teacher caching / writing", mean("teacher_joules"), entries[0].meta["energy_source"])
+    if "distilled" in name:
+        upfront(name, f"T/alpha tuning ({len(grid_entries)} runs)", tuning_joules, grid_entries[0].meta["energy_source"])
+        upfront(name, f"cache choice ({len(cache_runs)} runs)", sum(r["entry"].meta["energy_joules"] for r in cache_runs),
+                grid_entries[0].meta["energy_source"])
+    upfront(name, "training (mean over seeds)", mean("energy_joules"), entries[0].meta["energy_source"],
+            mean("train_seconds"))
     ledger.add(name, "inference", per_char(entries[0].model)[0], source, per_query=True)
+    serving.add(name, "writing", per_char_written(entries[0].model), source, per_query=True)
 ngram_cost = kd.energy.energy_per_query(NGRAM.log_prob, data.tokens_test[:20_000].cpu(), min_seconds=kd.sized(1.0, 0.2))
-ledger.add("n-gram", "counting", ngram_fit.joules, ngram_fit.source, ngram_fit.seconds)
+ngram_writing = kd.energy.energy_per_query(lambda p: NGRAM.generate(p[0].tolist(), WRITE, seed=0), prompt_batch.cpu(),
+                                           min_seconds=kd.sized(1.0, 0.2))
+searched = [r for r in meter.results if r.name.startswith("n-gram ")]  # every order and smoothing tried
+upfront("n-gram", f"counting, all {len(searched)} models of the order search", sum(r.joules for r in searched),
+        ngram_fit.source, sum(r.seconds for r in searched))
 ledger.add("n-gram", "inference", ngram_cost["joules_per_query"], ngram_cost["source"], per_query=True)
+serving.add("n-gram", "writing", ngram_writing["joules_per_query"] / WRITE, ngram_writing["source"], per_query=True)
 ledger.table(QUERIES)
 
 # %%
@@ -227,14 +267,17 @@ params = {"serve the teacher": tm["params"], "n-gram": NGRAM.num_ngrams,
           **{name: entries[0].meta["params"] for name, entries in routes.items()}}
 rows = []
 for name in bits:
-    upfront, per_q = ledger.total(name), ledger.total(name, 1) - ledger.total(name)
+    upfront_j, per_q = ledger.total(name), ledger.total(name, 1) - ledger.total(name)
     score = kd.tables.mean_std(bits[name], scale=1, digits=3) if len(bits[name]) > 1 else f"{bits[name][0]:.3f}"
     rows.append({"route": name, "parameters": params[name], "test bpc": score, "seeds": len(bits[name]),
-                 "upfront Wh": round(upfront / 3600, 4), "µJ / char": round(1e6 * per_q, 2),
-                 "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4)})
+                 "upfront Wh": round(upfront_j / 3600, 4), "µJ / char scored": round(1e6 * per_q, 2),
+                 "lifecycle Wh": round(ledger.total(name, QUERIES) / 3600, 4),
+                 "µJ / char written": round(1e6 * (serving.total(name, 1) - serving.total(name)), 1),
+                 "lifecycle Wh, writing": round(serving.total(name, QUERIES) / 3600, 4)})
     kd.experiments.record(f"route {name}: test bpc / lifecycle Wh",
                      f"{rows[-1]['test bpc']} / {rows[-1]['lifecycle Wh']}")
-kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} characters · energy: {source}")
+kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} characters scored, or written one at a time "
+                      f"(batch 1, key/value cache) · energy: {source}")
 
 # %% [markdown]
 # (For the n-gram, "parameters" counts the distinct n-grams it stores over every order, and its inference scores a
@@ -275,9 +318,11 @@ plt.show()
 # %%
 pairs = [("40k distilled", "serve the teacher"), ("115k distilled", "serve the teacher"),
          ("115k distilled", "115k, same compute, no giant"), ("40k distilled", "n-gram")]
-for a, b in pairs:
-    q = ledger.break_even(a, b)
-    print(f"{a} vs {b}: " + ("never" if math.isinf(q) else f"{q:,.0f} characters" if q > 0 else "from the start"))
+for book, how in ((ledger, "scored"), (serving, "written one at a time")):
+    print(f"Priced on characters {how}:")
+    for a, b in pairs:
+        q = book.break_even(a, b)
+        print(f"  {a} vs {b}: " + ("never" if math.isinf(q) else f"{q:,.0f} characters" if q > 0 else "from the start"))
 
 # %% [markdown]
 # ## 7 · Against the published record
@@ -335,6 +380,12 @@ front = [r["route"] for r in rows if not any(
     statistics.fmean(bits[o["route"]]) < statistics.fmean(bits[r["route"]]) and o["lifecycle Wh"] < r["lifecycle Wh"]
     for o in rows)]
 giant_vs_ngram = tm["test_bpc"] - ngram_test
+
+
+def when(q):
+    return "never" if math.isinf(q) else "from the start" if q <= 0 else f"after {q:,.0f} characters"
+
+
 Markdown(f"""
 * **The giant against counting.** The teacher scores {tm['test_bpc']:.3f} test bits per character and the
   {best_row['smoothing'].replace('_', '-')} {best_row['order']}-gram, counted in {ngram_fit.seconds:.2f} s, {ngram_test:.3f} on the same
@@ -350,7 +401,12 @@ Markdown(f"""
 * **The same compute, no giant:** the 115k model trained on the real text alone with the FLOPs of the whole
   distillation pipeline reaches {statistics.fmean(bits['115k, same compute, no giant']):.3f} bits, against
   {statistics.fmean(bits['115k distilled']):.3f} for the distilled 115k student (one seed; it also saw far more data).
-* **On the Pareto front** (no route both better and cheaper): {', '.join(front)}.
+* **Serving one user at a time** costs far more per character than scoring in batches: the teacher writes at
+  {next(r['µJ / char written'] for r in rows if r['route'] == 'serve the teacher'):,.0f} µJ a character against
+  {next(r['µJ / char scored'] for r in rows if r['route'] == 'serve the teacher'):,.1f} µJ scored, the 40k student at
+  {next(r['µJ / char written'] for r in rows if r['route'] == '40k distilled'):,.0f} µJ. Priced on writing, the 40k distilled
+  student's lifecycle drops below the teacher's {when(serving.break_even('40k distilled', 'serve the teacher'))}.
+* **On the Pareto front** (no route both better and cheaper, priced on scoring): {', '.join(front)}.
 """)
 
 # %% [markdown]

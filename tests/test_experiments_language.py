@@ -234,3 +234,18 @@ def test_precision_is_the_teachers_surprise_at_what_the_student_writes(tiny):
     noise = experiments.teacher_bits_on_samples(untrained, teacher, tiny, windows=32)
     assert own["samples"].shape == (32, 17) and own["teacher_bpc"] == own["student_bpc"]
     assert own["teacher_bpc"] < noise["teacher_bpc"]  # the teacher finds its own writing likelier than noise
+
+
+def test_the_cache_choice_is_the_fewest_bytes_near_dense_and_respects_the_temperature(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+    tr = experiments.LMTransfer(tiny, teacher.model)
+    choice, rows = experiments.lm_cache_choice(tiny, tr)
+    assert [r["name"] for r in rows][:2] == ["dense", "topk-4"] and len(rows) == 1 + 3 * len(experiments.LM_CACHE_KS)
+    near = [r for r in rows[1:] if r["val_bpc"] <= rows[0]["val_bpc"] + 0.01]
+    if near:
+        best = min(near, key=lambda r: (r["bytes"], r["val_bpc"]))
+        assert choice == {"cache": best["kind"], "k": best["k"]}
+    else:
+        assert choice == {"cache": "topk", "k": None}
+    hot, _ = experiments.lm_cache_choice(tiny, tr, T=2.0)
+    assert hot["cache"] == "topk"  # only renormalised top-k serves away from T = 1

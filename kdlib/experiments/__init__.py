@@ -18,13 +18,15 @@ from .base import Experiment
 from .fashion import (FASHION_STUDENTS, FEW_LABEL_FRACTION, FashionStudent, FashionTeacher, KDSetting, KDSweep,
                       SweepStudent, build_teacher, fashion_fit, fashion_student, few_labels, kd_choice, small_cnn,
                       teacher, teacher_config)
-from .language import (LM_KD_GRID, LM_SIZES, LMStudent, LMTeacher, LMTransfer, build_lm, fair_scores, lm_kd_choice,
-                       lm_scores, lm_student, lm_teacher, teacher_bits_on_samples)
+from .language import (LM_CACHE_KS, LM_KD_GRID, LM_SIZES, LMStudent, LMTeacher, LMTransfer, build_lm, cache_epochs,
+                       fair_scores, lm_cache_choice, lm_kd_choice, lm_scores, lm_student, lm_teacher,
+                       teacher_bits_on_samples)
 from .results import record
 
 __all__ = [
     "Experiment", "FASHION_STUDENTS", "FEW_LABEL_FRACTION", "FashionStudent", "FashionTeacher", "KDSetting", "KDSweep",
-    "LMStudent", "LMTeacher", "LMTransfer", "LM_KD_GRID", "LM_SIZES", "SweepStudent", "build_lm", "build_teacher",
-    "fair_scores", "fashion_fit", "fashion_student", "few_labels", "kd_choice", "lm_kd_choice", "lm_scores", "lm_student",
-    "lm_teacher", "record", "small_cnn", "teacher", "teacher_bits_on_samples", "teacher_config",
+    "LMStudent", "LMTeacher", "LMTransfer", "LM_CACHE_KS", "LM_KD_GRID", "LM_SIZES", "SweepStudent", "build_lm",
+    "build_teacher", "cache_epochs", "fair_scores", "fashion_fit", "fashion_student", "few_labels", "kd_choice",
+    "lm_cache_choice", "lm_kd_choice", "lm_scores", "lm_student", "lm_teacher", "record", "small_cnn", "teacher",
+    "teacher_bits_on_samples", "teacher_config",
 ]

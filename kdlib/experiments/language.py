@@ -459,3 +459,44 @@ def teacher_bits_on_samples(student, teacher, data, *, windows: int = 256, tempe
     scores = {name: evaluate(model, X, y)["loss"] / math.log(2) for name, model in (("teacher_bpc", teacher),
                                                                                      ("student_bpc", student))}
     return {**scores, "samples": text.to(torch.long)}
+
+
+#: The ks lesson 8 compares for each sparse cache kind (:mod:`kdlib.sparse`).
+LM_CACHE_KS = (4, 8, 16)
+
+
+def cache_epochs() -> int:
+    """Passes over the transfer set for the cache comparison: 4 (2,000 steps; 1 in the smoke size)."""
+    return sized(4, 1)
+
+
+def lm_cache_choice(data, transfer: LMTransfer, T: float = 1.0, quiet: bool = True) -> tuple[dict, list[dict]]:
+    """The course's default sparse cache, chosen on **validation** bits per character.
+
+    Trains (or loads) the 40k student, seed 0, for :func:`cache_epochs` passes at T = 1, α = 1 from
+    the dense logits and from every kind of :data:`kdlib.sparse.KINDS` at every k of
+    :data:`LM_CACHE_KS`; scores each with :func:`fair_scores`.  The choice is the cache with the
+    fewest bytes per position whose validation bpc is within 0.01 of the dense student's (the dense
+    logits, ``{"cache": "topk", "k": None}``, when none is).  Returns ``({"cache", "k"}, rows)``, a
+    row per cache: ``name``, ``kind``, ``k``, ``bytes``, ``val_bpc``, ``test_bpc``, ``calibration``
+    and the zoo ``entry``.  Lesson 9 calls it too, so its students use the same cache.  ``T`` is the
+    temperature the cache will be used at: away from T = 1 only renormalised top-k can serve (the
+    bucket and sampled caches hold the teacher at T = 1), so only those rows are eligible.
+
+    Introduced in lesson 8.
+    """
+    from ..sparse import KINDS, bytes_per_position
+
+    def row(name, kind, k, entry):
+        return {"name": name, "kind": kind, "k": k, "entry": entry,
+                "bytes": bytes_per_position("dense" if kind == "dense" else kind, k or data.vocab_size, data.vocab_size),
+                **{key: fair_scores(entry, data)[key] for key in ("val_bpc", "test_bpc", "calibration")}}
+
+    epochs = cache_epochs()
+    rows = [row("dense", "dense", None, lm_student(data, "40k", "kd", 0, transfer, epochs=epochs, quiet=quiet))]
+    rows += [row(f"{kind}-{k}", kind, k, lm_student(data, "40k", "kd", 0, transfer, epochs=epochs, k=k, cache=kind,
+                                                    quiet=quiet)) for kind in KINDS for k in LM_CACHE_KS]
+    usable = [r for r in rows[1:] if T == 1.0 or r["kind"] == "topk"]
+    near = [r for r in usable if r["val_bpc"] <= rows[0]["val_bpc"] + 0.01]
+    best = min(near, key=lambda r: (r["bytes"], r["val_bpc"])) if near else None
+    return ({"cache": best["kind"], "k": best["k"]} if best else {"cache": "topk", "k": None}), rows
