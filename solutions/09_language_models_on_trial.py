@@ -289,7 +289,7 @@ kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} charact
 # cheaper (less lifecycle energy). Error bars are ± one standard deviation over seeds.
 
 # %%
-LABEL_AT = {"serve the teacher": ((-6, 6), "right"), "115k, same compute, no giant": ((-6, -12), "right"),
+LABEL_AT = {"serve the teacher": ((7, -3), "left"), "115k, same compute, no giant": ((-6, 6), "right"),
             "40k distilled": ((-6, -4), "right"), "40k sequence-level KD": ((6, 2), "left")}  # keep labels apart
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for row in rows:

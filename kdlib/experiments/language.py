@@ -97,6 +97,8 @@ class LMTeacher(Experiment):
     non-overlapping windows), ``train_seconds``, ``energy_joules`` and ``energy_source``,
     ``val_bpc``/``test_bpc`` (and nats; non-overlapping windows, see :func:`fair_scores`),
     ``params``, ``flops_per_token`` (forward, torch's counter) and ``tokens_seen``.
+
+    Introduced in lesson 8.
     """
 
     layers: int = LM_SIZES["teacher"]["layers"]
@@ -466,7 +468,10 @@ LM_CACHE_KS = (4, 8, 16)
 
 
 def cache_epochs() -> int:
-    """Passes over the transfer set for the cache comparison: 4 (2,000 steps; 1 in the smoke size)."""
+    """Passes over the transfer set for the cache comparison: 4 (2,000 steps; 1 in the smoke size).
+
+    Introduced in lesson 8.
+    """
     return sized(4, 1)
 
 
@@ -475,7 +480,7 @@ def lm_cache_choice(data, transfer: LMTransfer, T: float = 1.0, quiet: bool = Tr
 
     Trains (or loads) the 40k student, seed 0, for :func:`cache_epochs` passes at T = 1, α = 1 from
     the dense logits and from every kind of :data:`kdlib.sparse.KINDS` at every k of
-    :data:`LM_CACHE_KS`; scores each with :func:`fair_scores`.  The choice is the cache with the
+    :data:`LM_CACHE_KS` below the vocabulary size; scores each with :func:`fair_scores`.  The choice is the cache with the
     fewest bytes per position whose validation bpc is within 0.01 of the dense student's (the dense
     logits, ``{"cache": "topk", "k": None}``, when none is).  Returns ``({"cache", "k"}, rows)``, a
     row per cache: ``name``, ``kind``, ``k``, ``bytes``, ``val_bpc``, ``test_bpc``, ``calibration``
@@ -492,10 +497,10 @@ def lm_cache_choice(data, transfer: LMTransfer, T: float = 1.0, quiet: bool = Tr
                 "bytes": bytes_per_position("dense" if kind == "dense" else kind, k or data.vocab_size, data.vocab_size),
                 **{key: fair_scores(entry, data)[key] for key in ("val_bpc", "test_bpc", "calibration")}}
 
-    epochs = cache_epochs()
+    epochs, ks = cache_epochs(), [k for k in LM_CACHE_KS if k < data.vocab_size]
     rows = [row("dense", "dense", None, lm_student(data, "40k", "kd", 0, transfer, epochs=epochs, quiet=quiet))]
     rows += [row(f"{kind}-{k}", kind, k, lm_student(data, "40k", "kd", 0, transfer, epochs=epochs, k=k, cache=kind,
-                                                    quiet=quiet)) for kind in KINDS for k in LM_CACHE_KS]
+                                                    quiet=quiet)) for kind in KINDS for k in ks]
     usable = [r for r in rows[1:] if T == 1.0 or r["kind"] == "topk"]
     near = [r for r in usable if r["val_bpc"] <= rows[0]["val_bpc"] + 0.01]
     best = min(near, key=lambda r: (r["bytes"], r["val_bpc"])) if near else None
