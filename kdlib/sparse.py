@@ -143,7 +143,22 @@ def sampled_kd_terms(student_logits: torch.Tensor, sampled_ids: torch.Tensor, la
     return {"loss": alpha * soft + (1 - alpha) * hard, "soft": soft, "hard": hard}
 
 
-class BucketLogits(TeacherSignal):
+class _TeacherAtT1(TeacherSignal):
+    """A cache of the teacher's own distribution (T = 1), forward KL only: what both kinds below share."""
+
+    forward_only = True
+    kind = ""
+    why_forward = ""
+
+    def terms(self, student_logits, batch, T, alpha, direction="forward"):
+        self._check(batch)
+        _check_t1(T, self.kind)
+        if direction != "forward":
+            raise ValueError(f"A {self.kind} cache supports the forward KL only: {self.why_forward}")
+        return self.loss(student_logits, batch, alpha)
+
+
+class BucketLogits(_TeacherAtT1):
     """Top-k logits, their ids and the teacher's log Z: ``fit(student, (X, y, values, ids, log_z), ...)``.
 
     The loss is :func:`bucket_kd_terms` (forward KL at T = 1, the rest of the mass as one bucket).
@@ -152,18 +167,15 @@ class BucketLogits(TeacherSignal):
     """
 
     reads = ("X", "y", "values", "ids", "log_z")
-    forward_only = True
+    kind = "top-k-plus-bucket"
+    why_forward = ("the teacher's mass outside its top k is one number, not a distribution, so "
+                   "KL(student‖teacher) is undefined.")
 
-    def terms(self, student_logits, batch, T, alpha, direction="forward"):
-        self._check(batch)
-        _check_t1(T, "top-k-plus-bucket")
-        if direction != "forward":
-            raise ValueError("A bucket cache supports the forward KL only: the teacher's mass outside its top k "
-                             "is one number, not a distribution, so KL(student‖teacher) is undefined.")
+    def loss(self, student_logits, batch, alpha):
         return bucket_kd_terms(student_logits, batch[2], batch[3], batch[4], batch[1], alpha)
 
 
-class SampledLogits(TeacherSignal):
+class SampledLogits(_TeacherAtT1):
     """k draws from the teacher's distribution per position: ``fit(student, (X, y, sampled_ids), ...)``.
 
     The loss is :func:`sampled_kd_terms` (forward KL to the draws' histogram, T = 1).
@@ -172,12 +184,8 @@ class SampledLogits(TeacherSignal):
     """
 
     reads = ("X", "y", "sampled_ids")
-    forward_only = True
+    kind = "sampled"
+    why_forward = "the draws estimate the teacher's distribution, not its log-probabilities."
 
-    def terms(self, student_logits, batch, T, alpha, direction="forward"):
-        self._check(batch)
-        _check_t1(T, "sampled")
-        if direction != "forward":
-            raise ValueError("A sampled cache supports the forward KL only (the draws estimate the teacher's "
-                             "distribution, not its log-probabilities).")
+    def loss(self, student_logits, batch, alpha):
         return sampled_kd_terms(student_logits, batch[2], batch[1], alpha)
