@@ -64,7 +64,7 @@ class EpochSums:
     @classmethod
     def restored(cls, state: dict, device) -> "EpochSums":
         losses = [v.to(device) for v in state["losses"]]
-        return cls(losses, list(state["sizes"]), len(losses),
+        return cls(losses, list(state["sizes"]), 0,  # checked again: a save may hold losses not yet checked
                    torch.tensor(state["correct"], device=device, dtype=torch.long), state["seen"], state["labelled"])
 
 

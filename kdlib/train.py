@@ -456,6 +456,8 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
     if schedule not in (None, "cosine"):
         raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or None (constant lr).")
     train, val, labels, has_unlabelled = _checked_data(train, val, criterion)
+    if val_every and val is None:
+        raise ValueError("val_every needs validation data: pass val=(X, y) or a Dataset with a validation split.")
     _check_trainable(model)
     rank, world, dev, train, val = _placed(model, train, val, device)
     net, local_batch = _parallel(model, batch_size, world)
@@ -470,8 +472,6 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                  labels=labels, has_unlabelled=has_unlabelled, bar=bar, model=model, val=val, val_every=val_every)
     history = History(evals=loop.evals)
     ckpt, start_epoch, sums, before = None, 1, None, {"seconds": 0.0, "epoch_seconds": 0.0}
-    if val_every and val is None:
-        raise ValueError("val_every needs validation data: pass val=(X, y) or a Dataset with a validation split.")
     if checkpoint is not None:
         if world > 1:
             raise ValueError("fit(checkpoint=...) resumes a single process; under torchrun leave it out.")
@@ -493,6 +493,13 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                                "seconds_before": saved["seconds"]}
             bar.update(done)
     run_start = time.perf_counter()
+
+    def save_state(epoch, epoch_generator, partial, epoch_seconds):
+        """Checkpoint: ``epoch`` in progress, begun from ``epoch_generator``, ``partial.steps`` of it done."""
+        ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch, epoch_generator=epoch_generator, sums=partial,
+                  history={"rows": history.rows, "evals": loop.evals},
+                  seconds=before["seconds"] + time.perf_counter() - run_start, epoch_seconds=epoch_seconds)
+
     try:
         for epoch in range(start_epoch, epochs + 1):
             start, epoch_generator = time.perf_counter(), loop.generator.get_state()
@@ -500,10 +507,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
 
             def save(partial, epoch=epoch, epoch_generator=epoch_generator, start=start, carried=carried):
                 if ckpt.due():
-                    now = time.perf_counter()
-                    ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch, epoch_generator=epoch_generator,
-                              sums=partial, history={"rows": history.rows, "evals": loop.evals}, seconds=before["seconds"] + now - run_start,
-                              epoch_seconds=carried + now - start)
+                    save_state(epoch, epoch_generator, partial, carried + time.perf_counter() - start)
 
             row = {"epoch": epoch, **_fit_epoch(loop, train, epoch, sums, save if ckpt else None)}
             sums = None
@@ -514,9 +518,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
             history.rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))})
             if ckpt is not None and epoch < epochs:  # the next epoch starts from here
-                ckpt.save(model=model, opt=opt, sched=sched, epoch=epoch + 1, epoch_generator=loop.generator.get_state(),
-                          sums=EpochSums(correct=torch.zeros((), dtype=torch.long)), history={"rows": history.rows, "evals": loop.evals},
-                          seconds=before["seconds"] + time.perf_counter() - run_start, epoch_seconds=0.0)
+                save_state(epoch + 1, loop.generator.get_state(), EpochSums(correct=torch.zeros((), dtype=torch.long)), 0.0)
     finally:
         bar.close()
     if ckpt is not None:
