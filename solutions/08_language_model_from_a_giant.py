@@ -310,7 +310,8 @@ kd.experiments.record("chosen T / alpha", f"{CHOICE['T']} / {CHOICE['alpha']}")
 EPOCHS = kd.sized([1, 2, 4, 8], [1, 2])
 STEPS_PER_PASS = math.ceil(len(transfer.X) / 32)
 with meter.phase("learning curves"):
-    curves = {route: {e: [experiments.lm_student(data, "40k", route, seed, transfer, epochs=e, **kw) for seed in SEEDS]
+    curves = {route: {e: [experiments.lm_student(data, "40k", route, seed, transfer, epochs=e, quiet=False, **kw)
+                          for seed in SEEDS]
                       for e in EPOCHS} for route, kw in (("scratch", {}), ("kd", CHOICE))}
 
 

@@ -161,7 +161,7 @@ print(f"FLOPs: teacher training {3 * f_teacher * tm['tokens_seen']:.2e} + cachin
       f"distillation {3 * f_student * kd_positions:.2e} = {budget:.2e}")
 print(f"One pass of the 115k model over the training plays: {per_epoch:.2e} FLOPs → {EPOCHS} passes")
 with meter.phase("same-compute model"):
-    routes["115k, same compute, no giant"] = [experiments.lm_student(data, "115k", "budget", 0, epochs=EPOCHS)]
+    routes["115k, same compute, no giant"] = [experiments.lm_student(data, "115k", "budget", 0, epochs=EPOCHS, quiet=False)]
 budget_meta = routes["115k, same compute, no giant"][0].meta
 print(f"test {fair_scores(routes['115k, same compute, no giant'][0], data)['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
       f"({'from the zoo' if routes['115k, same compute, no giant'][0].cached else 'trained now'}).")
