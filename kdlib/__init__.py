@@ -18,6 +18,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``train``      ``fit``, ``evaluate``, ``predict``; progress bars and history; DDP
 ``resume``     fit's own state saved as it goes, so an interrupted run resumes to the same weights
 ``zoo``        the config-keyed checkpoint cache
+``workers``    independent zoo runs in single-thread worker processes, bit-identical to a serial run
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
 ``sparse``     a teacher's distribution in a few numbers: top-k plus a bucket, sampled-k; bytes per position
 ``perf``       measured matmul peak and achieved GFLOP/s
@@ -66,7 +67,7 @@ __version__ = "0.1.0"
 #: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
-    "lm", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets",
+    "lm", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets", "workers",
 )
 
 
@@ -85,7 +86,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm",
-    "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets",
+    "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets", "workers",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

@@ -58,7 +58,8 @@ def _setting(read, env: str) -> tuple[str, bool]:
 def report() -> int:
     """Print what this machine will run the course with; 1 if a setting is invalid.
 
-    An invalid ``KDLIB_DEVICE`` or ``KDLIB_SMOKE`` is shown in its row, with what to set instead.
+    An invalid ``KDLIB_DEVICE``, ``KDLIB_SMOKE`` or ``KDLIB_WRITING_THREADS`` is shown in its row, with what
+    to set instead.  The threads row states kdlib's thread policy (:func:`kdlib.runtime.thread_policy`).
 
     Introduced in lesson 0.
     """
@@ -68,10 +69,14 @@ def report() -> int:
 
     from . import __version__
     from .cache import data_dir
-    from .runtime import choose_device, is_smoke
+    from .runtime import choose_device, is_smoke, thread_policy
 
     device_row, device_ok = _setting(lambda: "{0.device} — {0.reason}".format(choose_device()), "KDLIB_DEVICE")
     size_row, size_ok = _setting(lambda: "SMOKE (KDLIB_SMOKE set)" if is_smoke() else "full", "KDLIB_SMOKE")
+    threads_row, threads_ok = _setting(
+        lambda: "training and queries {training}, writing one sequence {writing} (KDLIB_WRITING_THREADS) — "
+                "torch threads on {cores} CPU cores".format(**thread_policy(), cores=os.cpu_count()),
+        "KDLIB_WRITING_THREADS")
     rows = [
         ("kdlib", __version__),
         ("python", f"{platform.python_version()} ({sys.executable})"),
@@ -79,7 +84,7 @@ def report() -> int:
         ("torchvision", torchvision.__version__),
         ("numpy", numpy.__version__),
         ("device", device_row),
-        ("threads", f"{torch.get_num_threads()} torch threads on {os.cpu_count()} CPU cores"),
+        ("threads", threads_row),
         ("size", size_row),
         ("data dir", str(data_dir())),
     ]
@@ -91,4 +96,4 @@ def report() -> int:
 
     print("Energy meters")
     print(_table(list(available_backends().items())))
-    return 0 if device_ok and size_ok else 1
+    return 0 if device_ok and size_ok and threads_ok else 1

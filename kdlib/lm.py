@@ -13,11 +13,13 @@ Sizes used in lesson 8: the teacher ``char_transformer(84, 64, layers=4, heads=4
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import writing_threads
 from .validate import finite_number, whole_number
 
 
@@ -139,6 +141,8 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
     ``cache=True`` keys and values are kept between steps, so a step costs one position instead of
     the whole window; when the window is full, the model restarts from the last ``context // 2``
     characters.  Returns the prompt followed by the new ids, same batch shape as ``prompt``.
+    One prompt runs on kdlib's writing thread count (:func:`kdlib.runtime.thread_policy`: one
+    thread unless ``KDLIB_WRITING_THREADS`` says otherwise); a batch of prompts on torch's.
 
     Introduced in lesson 9.
     """
@@ -155,25 +159,27 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
     generator = torch.Generator().manual_seed(seed)
     window, keep = model.context, max(1, model.context // 2)
     out = [ids]
+    threads = writing_threads() if ids.shape[0] == 1 else nullcontext()
     try:
-        text = ids[:, -window:]
-        caches = [{} for _ in model.blocks] if cache else None
-        logits = model(text, caches)[:, -1]
-        pos = text.shape[1]
-        for _ in range(length):
-            nxt = _pick(logits, float(temperature), generator)[:, None]
-            out.append(nxt)
-            if not cache:
-                text = torch.cat([text, nxt], 1)[:, -window:]
-                logits = model(text)[:, -1]
-            elif pos < window:
-                logits = model(nxt, caches, start=pos)[:, -1]
-                pos += 1
-            else:  # window full: re-read the last `keep` characters into a fresh cache
-                text = torch.cat(out, 1)[:, -keep:]
-                caches = [{} for _ in model.blocks]
-                logits = model(text, caches)[:, -1]
-                pos = text.shape[1]
+        with threads:
+            text = ids[:, -window:]
+            caches = [{} for _ in model.blocks] if cache else None
+            logits = model(text, caches)[:, -1]
+            pos = text.shape[1]
+            for _ in range(length):
+                nxt = _pick(logits, float(temperature), generator)[:, None]
+                out.append(nxt)
+                if not cache:
+                    text = torch.cat([text, nxt], 1)[:, -window:]
+                    logits = model(text)[:, -1]
+                elif pos < window:
+                    logits = model(nxt, caches, start=pos)[:, -1]
+                    pos += 1
+                else:  # window full: re-read the last `keep` characters into a fresh cache
+                    text = torch.cat(out, 1)[:, -keep:]
+                    caches = [{} for _ in model.blocks]
+                    logits = model(text, caches)[:, -1]
+                    pos = text.shape[1]
     finally:
         model.train(was_training)
     result = torch.cat(out, 1)

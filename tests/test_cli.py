@@ -56,6 +56,14 @@ def test_bench_smoke_run(tmp_path):
                                                      "kd_online"}
     assert result["lm"]["teacher_share_of_peak"] > 0 and result["lm"]["kv_cache_speedup"] > 0
     assert set(result["lm"]["student_share_of_peak"]) == {"40k", "115k"} and "LM students training" in out.stdout
+    eff = result["lm_efficiency"]["share_of_peak"]
+    assert set(eff) == {"teacher", "115k", "40k"} and all(row["kdlib"] > 0 and row["plain"] > 0 for row in eff.values())
+    par = result["parallel"]
+    assert par["identical"] is True and set(par["seconds"]) == {"one process", "one thread, serial", "workers"}
+    assert "independent 40k runs" in out.stdout
+    threads = result["threads"]
+    assert threads["policy"]["writing"] == 1 and {"idle", "loaded"} <= set(threads)
+    assert all(v > 0 for v in threads["loaded"]["writing_chars_per_s"].values()) and "Batch-1 work" in out.stdout
 
 
 def test_unknown_command_fails_cleanly():

@@ -69,3 +69,39 @@ def test_synchronize_is_public_and_a_no_op_on_cpu(monkeypatch):
     assert calls == []
     runtime.synchronize(torch.device("cuda", 1))      # a torch.device is taken as is, no availability check
     assert calls == [torch.device("cuda", 1)]
+
+
+def test_thread_policy_writes_on_one_thread_and_refuses_bad_values(monkeypatch):
+    import torch
+
+    from kdlib.runtime import thread_policy, writing_threads
+
+    monkeypatch.delenv("KDLIB_WRITING_THREADS", raising=False)
+    assert thread_policy() == {"training": torch.get_num_threads(), "writing": 1}
+    before = torch.get_num_threads()
+    with writing_threads():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("KDLIB_WRITING_THREADS", "2")
+    assert thread_policy()["writing"] == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("KDLIB_WRITING_THREADS", bad)
+        with pytest.raises(ValueError, match="KDLIB_WRITING_THREADS"):
+            thread_policy()
+
+
+def test_generate_writes_one_prompt_on_the_writing_threads(monkeypatch):
+    import torch
+
+    from kdlib import lm
+
+    seen = []
+    model = lm.char_transformer(10, 16, layers=1, heads=2, width=8)
+    real = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    lm.generate(model, torch.tensor([1, 2]), 3)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    seen.clear()
+    lm.generate(model, torch.tensor([[1, 2], [3, 4]]), 3)  # a batch of prompts: torch's own count
+    assert set(seen) == {before}

@@ -288,6 +288,184 @@ def lm_comparison(steps: int = 150) -> dict:
             "kv_cache_speedup": round(sampling["with_cache"] / sampling["without_cache"], 2)}
 
 
+def _lm_plain_vs_fit(data, size: str, steps: int, batch_size: int = 32) -> dict:
+    """GFLOP/s of ``steps`` training steps of one language-model size, kdlib's ``fit`` vs the plain loop.
+
+    Both start from the same seeded weights and see the same first ``steps × batch_size`` windows;
+    the plain loop is :func:`_train_steps` (AdamW with torch's defaults), ``fit`` is kdlib's.
+    """
+    from ..experiments import build_lm
+    from ..models import flops_per_example
+    from ..perf import achieved_gflops
+    from ..train import fit
+
+    n = min(steps * batch_size, len(data.X_train))
+    X, y = data.X_train[:n], data.y_train[:n]
+    per_window = flops_per_example(build_lm(size, data), (data.context,), torch.long)
+    out = {}
+    for _ in range(2):  # best of two, the two ways side by side
+        torch.manual_seed(0)
+        model = build_lm(size, data)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        _train_steps(model, opt, kdata.batches(X[:3 * batch_size], y[:3 * batch_size], batch_size=batch_size))
+        took, seen = _train_steps(model, opt, kdata.batches(X, y, batch_size=batch_size))
+        out["plain"] = max(out.get("plain", 0.0), achieved_gflops(per_window, seen, took))
+        torch.manual_seed(0)
+        seconds = fit(build_lm(size, data), (X, y), epochs=1, batch_size=batch_size, quiet=True,
+                      device="cpu").last["seconds"]
+        out["kdlib"] = max(out.get("kdlib", 0.0), achieved_gflops(per_window, n, seconds))
+    return out
+
+
+def lm_efficiency(steps: int = 150) -> dict:
+    """Each language-model size's training share of the matmul peak, kdlib's ``fit`` beside the plain loop.
+
+    The teacher (0.8M), 115k and 40k students, batch 32 × 64 characters, torch's thread count; the
+    peak is :func:`kdlib.perf.matmul_gflops` measured in the same run.
+    """
+    from ..perf import matmul_gflops
+
+    data = kdata.load("shakespeare", context=64)
+    sizes = {"teacher": max(5, steps // 6), "115k": steps, "40k": steps}
+    gflops = {size: _lm_plain_vs_fit(data, size, n) for size, n in sizes.items()}
+    peak = matmul_gflops(1024, seconds=1.0)
+    return {"matmul_peak_gflops": round(peak, 1), "threads": torch.get_num_threads(),
+            "gflops": {size: {k: round(v, 1) for k, v in row.items()} for size, row in gflops.items()},
+            "share_of_peak": {size: {k: round(v / peak, 3) for k, v in row.items()} for size, row in gflops.items()}}
+
+
+def parallel_comparison(runs: int = 4, steps: int = 150, size: str = "40k") -> dict:
+    """The same ``runs`` independent student runs three ways: one process with torch's threads,
+    one run at a time on one thread, and :func:`kdlib.workers.train_in_parallel` (workers × 1 thread).
+
+    Every run trains through :func:`kdlib.zoo.load_or_train` into a temporary zoo (the user's is not
+    touched); runs at one thread give the same weights serially and in workers (checked here, as
+    ``identical``).  Reports wall seconds, throughput relative to the one-process way, and CPU seconds.
+    """
+    from .. import workers, zoo
+    from ..experiments import build_lm
+    from ..runtime import use_threads
+    from ..train import fit
+
+    data = kdata.load("shakespeare", context=64)
+    n = min(steps * 32, len(data.X_train))
+    X, y = data.X_train[:n], data.y_train[:n]
+
+    def job(seed: int, way: str):
+        def train(model):
+            torch.manual_seed(seed)
+            model.load_state_dict(build_lm(size, data).state_dict())
+            fit(model, (X, y), epochs=1, batch_size=32, seed=seed, quiet=True, device="cpu")
+            return {"threads": torch.get_num_threads()}
+        return zoo.load_or_train(f"bench-{size}", {"seed": seed, "way": way, "steps": steps},
+                                 lambda: build_lm(size, data), train)
+
+    threads = torch.get_num_threads()
+    plan = workers.plan(runs)
+    ways = {"one process": lambda jobs: [j() for j in jobs],
+            "one thread, serial": lambda jobs: workers.train_in_parallel(jobs, workers=1, quiet=True),
+            "workers": lambda jobs: workers.train_in_parallel(jobs, quiet=True)}
+    seconds, cpu, digests = {}, {}, {}
+    previous = os.environ.get("KDLIB_DATA")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["KDLIB_DATA"] = tmp  # data is loaded already; the runs' zoo lives here
+        try:
+            for way, run_all in ways.items():
+                with use_threads(threads):
+                    start_cpu, start = _cpu_seconds(), time.perf_counter()
+                    entries = run_all([lambda seed=seed, way=way: job(seed, way) for seed in range(runs)])
+                    seconds[way], cpu[way] = time.perf_counter() - start, _cpu_seconds() - start_cpu
+                digests[way] = [e.digest for e in entries]
+        finally:
+            if previous is None:
+                os.environ.pop("KDLIB_DATA", None)
+            else:
+                os.environ["KDLIB_DATA"] = previous
+    base = seconds["one process"]
+    return {"runs": runs, "steps": steps, "size": size, "threads": threads, "plan": plan.reason,
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "throughput_vs_one_process": {k: round(base / v, 2) for k, v in seconds.items()},
+            "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+            "identical": digests["workers"] == digests["one thread, serial"]}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
+
+
+def thread_policy_comparison(length: int = 200) -> dict:
+    """Batch-1 work on one thread vs torch's default, idle and with a second process busy on one core:
+    the LM teacher writing ``length`` characters (KV cache) and one query of the Fashion teacher.
+
+    Best of three each; ``policy`` names the count :func:`kdlib.runtime.thread_policy` picks for each
+    kind of work (writing: ``writing``; a query: ``training``) and ``policy_speedup`` what it gains
+    over the default."""
+    import subprocess
+    import sys
+
+    from ..compress import latency
+    from ..experiments import lm_teacher, teacher
+    from ..lm import generate
+    from ..runtime import WRITING_THREADS_ENV, thread_policy, use_threads
+
+    text = kdata.load("shakespeare", context=64)
+    writer = lm_teacher(text, quiet=True).model.cpu()
+    prompt = text.X_val[:1, :8]
+    images = kdata.load("fashion_mnist")
+    classifier = teacher(images, quiet=True).model.cpu()
+    x = images.X_test[0]
+    default, policy = torch.get_num_threads(), thread_policy()
+
+    def chars_per_second(n: int) -> float:
+        previous = os.environ.get(WRITING_THREADS_ENV)
+        os.environ[WRITING_THREADS_ENV] = str(n)  # generate() applies the writing count itself
+        try:
+            generate(writer, prompt, 5)
+            best = 0.0
+            for _ in range(3):
+                start = time.perf_counter()
+                generate(writer, prompt, length, seed=0)
+                best = max(best, length / (time.perf_counter() - start))
+            return round(best, 1)
+        finally:
+            if previous is None:
+                os.environ.pop(WRITING_THREADS_ENV, None)
+            else:
+                os.environ[WRITING_THREADS_ENV] = previous
+
+    def query_us(n: int) -> float:
+        with use_threads(n):
+            return round(1e6 * min(latency(classifier, x, min_seconds=0.2) for _ in range(3)), 1)
+
+    def measure() -> dict:
+        counts = sorted({1, default})
+        return {"writing_chars_per_s": {n: chars_per_second(n) for n in counts},
+                "query_us": {n: query_us(n) for n in counts}}
+
+    result = {"default_threads": default, "policy": {"writing": policy["writing"], "query": policy["training"]},
+              "idle": measure()}
+    busy = subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        result["loaded"] = measure()
+    finally:
+        busy.kill()
+        busy.wait()
+    for state in ("idle", "loaded"):
+        row = result[state]
+        row["policy_speedup"] = {
+            "writing": round(row["writing_chars_per_s"][policy["writing"]] / row["writing_chars_per_s"][default], 2),
+            "query": round(row["query_us"][default] / row["query_us"][policy["training"]], 2)}
+    return result
+
+
 def format_tables(result: dict) -> str:
     lines = [format_epoch_table(result["epoch"]), ""]
     kd_ = result["kd_epoch"]
@@ -319,6 +497,31 @@ def format_tables(result: dict) -> str:
               f"Sampling (teacher, batch 1): {lm['sampling_tokens_per_s']['with_cache']} characters/s with the "
               f"key/value cache, {lm['sampling_tokens_per_s']['without_cache']} without "
               f"({lm['kv_cache_speedup']}×)"]
+    if "lm_efficiency" in result:
+        eff = result["lm_efficiency"]
+        lines += ["", f"Language-model training, share of the {eff['matmul_peak_gflops']} GFLOP/s matmul peak "
+                      f"({eff['threads']} threads, batch 32 × 64): kdlib fit / plain loop"]
+        for size, row in eff["share_of_peak"].items():
+            lines.append(f"  {size:8s} {100 * row['kdlib']:5.1f} % / {100 * row['plain']:5.1f} %   "
+                         f"({eff['gflops'][size]['kdlib']} / {eff['gflops'][size]['plain']} GFLOP/s)")
+    if "parallel" in result:
+        par = result["parallel"]
+        lines += ["", f"{par['runs']} independent {par['size']} runs of {par['steps']} steps ({par['plan']}):"]
+        for way, secs in par["seconds"].items():
+            lines.append(f"  {way:20s} {secs:8.2f} s  {par['throughput_vs_one_process'][way]:5.2f} × throughput  "
+                         f"{par['cpu_seconds'][way]:7.1f} CPU-s")
+        lines.append(f"  workers' weights identical to the one-thread serial runs: {par['identical']}")
+    if "threads" in result:
+        th = result["threads"]
+        d, pol = th["default_threads"], th["policy"]
+        lines += ["", f"Batch-1 work on 1 thread vs torch's {d} (kdlib's policy: writing {pol['writing']}, "
+                      f"a query {pol['query']}):"]
+        for state in ("idle", "loaded"):
+            row = th[state]
+            w, q = row["writing_chars_per_s"], row["query_us"]
+            lines.append(f"  {state:6s} writing {w[1]:7.1f} vs {w[d]:7.1f} chars/s; one Fashion query {q[1]} vs "
+                         f"{q[d]} µs; the policy gains {row['policy_speedup']['writing']}× writing, "
+                         f"{row['policy_speedup']['query']}× on a query")
     return "\n".join(lines)
 
 
@@ -354,6 +557,9 @@ def run(out: Path | None = None, repeats: int = 3) -> dict:
               "meter": meter_overhead(seconds=1.0 if smoke else 30.0),
               "latency": latency_comparison(),
               "lm": lm_comparison(steps=8 if smoke else 150),
+              "lm_efficiency": lm_efficiency(steps=6 if smoke else 150),
+              "parallel": parallel_comparison(runs=2 if smoke else 4, steps=4 if smoke else 150),
+              "threads": thread_policy_comparison(length=20 if smoke else 200),
               "smoke": smoke}
     print(format_tables(result))
     if out is not None:
