@@ -20,6 +20,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``zoo``        the config-keyed checkpoint cache
 ``workers``    independent zoo runs in single-thread worker processes, bit-identical to a serial run
 ``distill``    temperature softmax, KD losses (forward / reverse, k-sparse), a frozen teacher, logit caching
+``onpolicy``   on-policy (GKD-style) distillation: the student writes, the teacher scores its text
 ``sparse``     a teacher's distribution in a few numbers: top-k plus a bucket, sampled-k; bytes per position
 ``perf``       measured matmul peak and achieved GFLOP/s
 ``energy``     EnergyMeter: nvml / rapl counters, the labelled CPU-time estimate, energy per query
@@ -67,7 +68,8 @@ __version__ = "0.1.0"
 #: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
-    "lm", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets", "workers",
+    "lm", "onpolicy", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets",
+    "workers",
 )
 
 
@@ -86,7 +88,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm",
-    "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets", "workers",
+    "onpolicy", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets", "workers",
     "Dataset", "History", "NGramLM", "TextDataset", "batches", "choose_device", "cnn", "count_params", "describe", "device",
     "evaluate", "fit", "flops_per_example", "is_smoke", "load", "load_or_train", "mlp", "predict",
     "seed_everything", "sized", "train_fresh",

@@ -34,8 +34,8 @@
 #    exercise);
 # 4. a ~40k-parameter student trained from scratch and distilled, as **learning curves** over several
 #    seeds, paired, with T and α chosen on validation;
-# 5. the **reverse KL**, judged both by bits on real text (recall) and by the teacher's verdict on the
-#    student's own writing (precision).
+# 5. the **reverse KL** and **on-policy KD** (the student trained on its own writing), judged both by bits
+#    on real text (recall) and by the teacher's verdict on the student's own writing (precision).
 #
 # Lesson 9 then puts every route — including the ones that never needed a giant — on the lesson-4 ledger.
 #
@@ -407,7 +407,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 10 · The reverse KL, judged two ways
+# ## 10 · The reverse KL and on-policy KD, judged two ways
 #
 # The forward KL `KL(p ‖ q)` punishes the student for missing any character the teacher considers; the
 # **reverse** KL `KL(q ‖ p)` punishes it for putting mass where the teacher has little, so it is
@@ -415,19 +415,31 @@ plt.show()
 # which is *not* MiniLLM: MiniLLM optimises a sequence-level reverse KL on text the student itself
 # samples. It gets its own T and α, chosen on validation like the forward one's, and trains for 4 passes.
 #
+# Both KLs above read **teacher-forced** text: every prefix the student learns from is real Shakespeare.
+# When it writes, it conditions on its *own* earlier characters, mistakes included, and nothing showed it how
+# the teacher would carry on from there. **On-policy KD** (GKD, Agarwal et al. 2024) trains on the student's
+# own text: every 125 steps the student, with its weights of that moment, writes windows after real
+# 8-character prompts, the teacher scores every position of them, and half the loss is the forward KL
+# there — the other half is the forward KL on the transfer windows, as before (`kd.onpolicy.OnPolicyKD`).
+# Same student steps (2,000), same T and α as the forward route; it reads 16 windows of its own per step on
+# top of the 32 real ones, and the teacher runs during training (its cost is inside the student's bill).
+#
 # Bits per character on real text measure **recall** (does the student give the real next character a
 # high probability?). The other side is **precision**: is what the student *writes* likely under the
 # teacher? `experiments.teacher_bits_on_samples` lets each student write 64 characters after the first
 # character of 256 validation windows and has the teacher score them (lower = more teacher-like writing).
 
 # %%
-with meter.phase("reverse KL"):
+with meter.phase("reverse KL and on-policy KD"):
     REVERSE, reverse_grid = experiments.lm_kd_choice(data, transfer, direction="reverse")
     judged = {"scratch": curves["scratch"][EPOCHS[-2] if len(EPOCHS) > 2 else EPOCHS[-1]],
               "forward KL": curves["kd"][EPOCHS[-2] if len(EPOCHS) > 2 else EPOCHS[-1]],
               "reverse KL": [experiments.lm_student(data, "40k", "kd", seed, transfer, direction="reverse",
                                                     epochs=EPOCHS[-2] if len(EPOCHS) > 2 else EPOCHS[-1], **REVERSE)
-                             for seed in SEEDS]}
+                             for seed in SEEDS],
+              "on-policy (GKD)": [experiments.lm_student(data, "40k", "onpolicy", seed, transfer, quiet=False,
+                                                         epochs=EPOCHS[-2] if len(EPOCHS) > 2 else EPOCHS[-1], **CHOICE)
+                                  for seed in SEEDS]}
 print(kd.tables.Table(reverse_grid, "Reverse KL: 40k student, seed 0, one pass (validation)"))
 print(f"Chosen for the reverse KL on validation: T = {REVERSE['T']}, alpha = {REVERSE['alpha']}\n")
 WINDOWS = kd.sized(256, 32)
@@ -484,6 +496,9 @@ k_mid = CACHE_KS[len(CACHE_KS) // 2]
 renorm, bucket, sampled = (cache_by_name[f"{kind}-{k_mid}"] for kind in kd.sparse.KINDS)
 rev = next(r for r in judge_rows if r["route (40k, same steps)"] == "reverse KL")
 fwd = next(r for r in judge_rows if r["route (40k, same steps)"] == "forward KL")
+onp = next(r for r in judge_rows if r["route (40k, same steps)"] == "on-policy (GKD)")
+onp_seconds = statistics.fmean(e.meta["train_seconds"] for e in judged["on-policy (GKD)"])
+fwd_seconds = statistics.fmean(e.meta["train_seconds"] for e in judged["forward KL"])
 beats = tm["fair_test_bpc"] < ladder[BEST_N]["test"]
 Markdown(f"""
 * **The scorer matters.** On non-overlapping windows the teacher scores {fair_rows[0]['teacher test bpc']:.3f} test bits per
@@ -506,4 +521,8 @@ Markdown(f"""
 * **Reverse KL** (token level, its own T = {REVERSE['T']}, α = {REVERSE['alpha']}): recall {rev['recall: test bpc']} against
   the forward KL's {fwd['recall: test bpc']}; precision (the teacher's bits on the student's writing)
   {rev['precision: teacher bpc on its samples']} against {fwd['precision: teacher bpc on its samples']}.
+* **On-policy KD** (same steps, same T and α, half the loss on its own writing): recall {onp['recall: test bpc']},
+  precision {onp['precision: teacher bpc on its samples']} — against the forward KL's {fwd['recall: test bpc']} and
+  {fwd['precision: teacher bpc on its samples']} — at {onp_seconds / fwd_seconds:.1f}× the forward route's training time
+  ({onp_seconds:.0f} s against {fwd_seconds:.0f} s a seed: the student writes and the teacher reads as it trains).
 """)

@@ -146,9 +146,9 @@ def test_bad_kd_settings_are_refused_before_training(tiny, kw, match):
 
 
 def test_kd_settings_on_another_route_are_refused(tiny):
-    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+    with pytest.raises(ValueError, match="settings of the 'kd', 'onpolicy' and 'budget_kd'"):
         experiments.lm_student(tiny, "40k", "scratch", 0, T=2.0)
-    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+    with pytest.raises(ValueError, match="settings of the 'kd', 'onpolicy' and 'budget_kd'"):
         experiments.lm_student(tiny, "40k", "budget", 0, k=4)
     with pytest.raises(ValueError, match="trained on kd.load"):
         experiments.lm_teacher(SimpleNamespace(name="fashion_mnist"))
@@ -223,7 +223,7 @@ def test_cache_kinds_are_checked(tiny):
         experiments.LMStudent("40k", "kd", 0, cache="zip")
     with pytest.raises(ValueError, match="T = 1"):
         experiments.LMStudent("40k", "kd", 0, cache="sampled", T=2.0)
-    with pytest.raises(ValueError, match="settings of the 'kd' route"):
+    with pytest.raises(ValueError, match="settings of the 'kd', 'onpolicy' and 'budget_kd'"):
         experiments.LMStudent("40k", "scratch", 0, cache="bucket")
 
 
@@ -251,3 +251,35 @@ def test_the_cache_choice_is_the_fewest_bytes_near_dense_and_respects_the_temper
         assert choice == {"cache": "topk", "k": None}
     hot, _ = experiments.lm_cache_choice(tiny, tr, T=2.0)
     assert hot["cache"] == "topk"  # only renormalised top-k serves away from T = 1
+
+
+def test_the_onpolicy_route_trains_on_its_own_writing_repeatably(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
+    first = experiments.lm_student(tiny, "40k", "onpolicy", 0, tr)
+    assert not first.cached and first.meta["student_wrote_chars"] > 0 and first.meta["teacher_scored_windows"] > 0
+    assert first.digest != experiments.lm_student(tiny, "40k", "kd", 0, tr).digest  # its own loss, its own model
+    assert experiments.lm_student(tiny, "40k", "onpolicy", 0, tr).cached
+    again = experiments.LMStudent("40k", "onpolicy", 0).load_or_train(tiny, {"transfer": tr, "teacher": teacher},
+                                                                      retrain=True)
+    assert again.digest == first.digest  # the student's text is seeded by the step: a rerun writes the same
+    assert not list(zoo.zoo_dir().glob("*.resume"))
+    with pytest.raises(ValueError, match="forward KL on both terms"):
+        experiments.lm_student(tiny, "40k", "onpolicy", 0, tr, direction="reverse")
+
+
+def test_budget_kd_distils_every_training_window_with_the_budget_recipe(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
+    entry = experiments.lm_student(tiny, "40k", "budget_kd", 0, tr, epochs=2, alpha=0.5, k=4, cache="sampled")
+    plain = experiments.lm_student(tiny, "40k", "budget", 0, epochs=2)
+    assert entry.meta["tokens_seen"] == plain.meta["tokens_seen"] == 2 * tiny.y_train.numel()  # the same steps
+    assert len(entry.meta["history"]) == 2 and entry.meta["teacher_joules"] > 0 and entry.digest != plain.digest
+    other = experiments.LMTransfer(tiny, _untrained_teacher(tiny, 1))
+    assert experiments.LMStudent("40k", "budget_kd", 0, alpha=0.5, k=4, cache="sampled", epochs=2).key(
+        tiny, {"teacher": other.teacher}) != experiments.LMStudent(
+        "40k", "budget_kd", 0, alpha=0.5, k=4, cache="sampled", epochs=2).key(tiny, {"teacher": teacher})
+    with pytest.raises(ValueError, match="sampled cache of every training window"):
+        experiments.lm_student(tiny, "40k", "budget_kd", 0, tr, epochs=2)
+    with pytest.raises(ValueError, match="needs transfer"):
+        experiments.lm_student(tiny, "40k", "budget_kd", 0, None, k=4, cache="sampled")

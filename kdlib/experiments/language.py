@@ -29,7 +29,10 @@ LM_SIZES = {
 }
 
 #: The routes of :class:`LMStudent`.
-ROUTES = ("scratch", "kd", "seqkd", "budget")
+ROUTES = ("scratch", "kd", "onpolicy", "seqkd", "budget", "budget_kd")
+
+#: The routes that distil from the teacher's next-character distribution (T, alpha, k, cache are theirs).
+KD_ROUTES = ("kd", "onpolicy", "budget_kd")
 
 
 def transfer_windows() -> int:
@@ -256,6 +259,20 @@ class LMTransfer:
         return self._generated
 
 
+def all_windows_sampled(teacher, data, k: int):
+    """``k`` draws per position from the teacher (T = 1) at every training window, as :meth:`LMTransfer.sampled`
+    makes them for a transfer set: float16 logits, one seeded generator (:data:`LMTransfer.DRAW_SEED`)."""
+    import torch
+
+    from ..distill import topk_logits
+    from ..sparse import sample_ids
+
+    values, ids = topk_logits(teacher, data.X_train, data.vocab_size)
+    dense = torch.empty(values.shape, dtype=values.dtype, device=values.device).scatter_(-1, ids.long(), values)
+    del values, ids
+    return sample_ids(dense, k, seed=LMTransfer.DRAW_SEED)
+
+
 def _positive_int_or_none(name: str, value, meaning: str):
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
         raise ValueError(f"{name} is {meaning}: a positive integer, or None; got {value!r}.")
@@ -270,8 +287,14 @@ class LMStudent(Experiment):
     logits), weight ``alpha`` on the soft term at temperature ``T``; ``cache`` says how the k are kept
     (:mod:`kdlib.sparse`: ``"topk"`` renormalised, ``"bucket"`` top-k plus the rest of the mass,
     ``"sampled"`` k draws from the teacher; the last two at T = 1, forward KL); ``"seqkd"``: labels = text the
-    teacher wrote (:data:`TEXT`); ``"budget"``: labels of the whole training split, batch 128.
-    ``epochs`` passes (default one).  ``T``, ``alpha``, ``k`` and ``direction`` belong to the kd route.
+    teacher wrote (:data:`TEXT`); ``"onpolicy"``: the kd route's loss on the transfer windows plus,
+    with weight :data:`ONPOLICY` ``["share"]``, forward KL on windows the student writes itself and the
+    teacher scores as it trains (:class:`kdlib.onpolicy.OnPolicyKD`, GKD-style; forward KL only, not
+    resumable: its text depends on the weights of the moment); ``"budget"``: labels of the whole
+    training split, batch 128; ``"budget_kd"``: the budget recipe (same windows, batch, steps) distilled
+    from a sampled cache of the teacher on every training window — lesson 9's same-student-steps
+    control.  ``epochs`` passes (default one).  ``T``, ``alpha``, ``k``, ``direction`` and ``cache``
+    belong to the routes of :data:`KD_ROUTES`.
     """
 
     size: str
@@ -287,6 +310,9 @@ class LMStudent(Experiment):
     data_name: ClassVar[str] = "shakespeare"
     #: How the seqkd route's text is written (:meth:`LMTransfer.generated`'s arguments).
     TEXT: ClassVar[dict] = {"temperature": 1.0, "seed": 0, "batch": 1024}
+    #: How the onpolicy route writes (:class:`kdlib.onpolicy.OnPolicyKD`'s arguments): half the loss on
+    #: the student's own text, 16 windows of it per step, rewritten every 125 steps from 8-character prompts.
+    ONPOLICY: ClassVar[dict] = {"share": 0.5, "rows": 16, "refresh": 125, "prompt": 8}
 
     def __post_init__(self):
         if self.size not in LM_SIZES or self.size == "teacher":
@@ -298,10 +324,15 @@ class LMStudent(Experiment):
         _positive_int_or_none("epochs", self.epochs, "the number of passes over the training tensors")
         if self.direction not in ("forward", "reverse"):
             raise ValueError(f"direction must be 'forward' or 'reverse', got {self.direction!r}.")
-        if self.route != "kd" and (self.T, self.alpha, self.k, self.direction, self.cache) != \
+        if self.route not in KD_ROUTES and (self.T, self.alpha, self.k, self.direction, self.cache) != \
                 (1.0, 1.0, None, "forward", "topk"):
-            raise ValueError(f"T, alpha, k, direction and cache are settings of the 'kd' route; the {self.route!r} "
-                             "route does not use them.")
+            raise ValueError(f"T, alpha, k, direction and cache are settings of the 'kd', 'onpolicy' and 'budget_kd' "
+                             f"routes; the {self.route!r} route does not use them.")
+        if self.route == "budget_kd" and (self.cache != "sampled" or self.k is None):
+            raise ValueError("The budget_kd route distils from a sampled cache of every training window: give "
+                             "cache='sampled' and k (e.g. 8).")
+        if self.route == "onpolicy" and self.direction != "forward":
+            raise ValueError("The onpolicy route distils with the forward KL on both terms; use direction='forward'.")
         if self.cache not in CACHE_KINDS:
             raise ValueError(f"cache must be one of {', '.join(CACHE_KINDS)} (kd.sparse), got {self.cache!r}.")
         if self.cache != "topk" and (self.direction != "forward" or self.T != 1.0):
@@ -314,7 +345,7 @@ class LMStudent(Experiment):
 
     @property
     def uses(self) -> tuple[str, ...]:
-        return {"budget": (), "scratch": ("transfer",)}.get(self.route, ("transfer", "teacher"))
+        return {"budget": (), "scratch": ("transfer",), "budget_kd": ("teacher",)}.get(self.route, ("transfer", "teacher"))
 
     def top_k(self, data) -> int:
         """The k it distils from: ``k``, or the whole vocabulary when ``k`` is None."""
@@ -327,28 +358,34 @@ class LMStudent(Experiment):
     @property
     def recipe(self) -> dict:
         """Its ``fit`` settings: ``epochs`` passes (default 1), AdamW with lr 3e-3, batch 32, weight decay 0.01."""
-        if self.route == "budget":  # many passes over all the plays: larger batches use a CPU's FLOPs better
+        if self.route in ("budget", "budget_kd"):  # many passes over all the plays: larger batches use a CPU's FLOPs better
             return {"epochs": self.epochs or 1, "lr": 4e-3, "batch_size": 128, "weight_decay": 0.01}
         return {"epochs": self.epochs or 1, "lr": 3e-3, "batch_size": 32, "weight_decay": 0.01}
 
     def settings(self, data):
         config = {"size": self.size, **LM_SIZES[self.size], "route": self.route, "seed": self.seed, **self.recipe,
                   **corpus(data)}
-        if self.route == "kd":
+        if self.route in KD_ROUTES:
             config.update(T=self.T, alpha=self.alpha, direction=self.direction, k=self.top_k(data),
                           cache="dense" if self.direction == "reverse" else self.cache)
             if self.cache == "sampled":
                 config["draw_seed"] = LMTransfer.DRAW_SEED
+        if self.route == "onpolicy":
+            config["onpolicy"] = dict(self.ONPOLICY)
         if self.route == "seqkd":
             config["text"] = dict(self.TEXT)
         if self.route == "budget":  # a label the key of today's checkpoints carries (budget reads no windows)
             config["windows"] = transfer_windows()
+        if self.route == "budget_kd":
+            config["windows"] = "all training windows"
         return config
 
     def inputs(self, data, transfer: LMTransfer | None) -> dict:
         """Its ``inputs`` for ``transfer``: the transfer set (scratch: a teacher-less one by default) and its teacher."""
         if self.route == "budget":
             return {}
+        if self.route == "budget_kd":
+            return {"teacher": getattr(transfer, "teacher", None)}
         if self.route == "scratch":  # the very windows the distilled students see
             return {"transfer": transfer or LMTransfer(data, None)}
         return {"transfer": transfer, "teacher": getattr(transfer, "teacher", None)}
@@ -356,9 +393,9 @@ class LMStudent(Experiment):
     def check(self, data, inputs):
         super().check(data, inputs)
         transfer = inputs.get("transfer")
-        if "teacher" in self.uses and (transfer is None or inputs.get("teacher") is None):
+        if ("teacher" in self.uses and inputs.get("teacher") is None) or ("transfer" in self.uses and transfer is None):
             raise ValueError(f"The {self.route!r} route needs transfer=LMTransfer(data, teacher).")
-        if "teacher" in self.uses and inputs["teacher"] is not transfer.teacher:
+        if "transfer" in self.uses and "teacher" in self.uses and inputs["teacher"] is not transfer.teacher:
             raise ValueError("inputs['teacher'] must be the transfer set's own teacher (LMStudent.inputs makes both).")
         if transfer is not None and (corpus(transfer.data) != corpus(data) or len(transfer.data.X_train) != len(data.X_train)):
             raise ValueError("This transfer set was drawn from another corpus; make LMTransfer(data, ...) from this one.")
@@ -367,6 +404,9 @@ class LMStudent(Experiment):
         transfer = inputs.get("transfer")
         if self.route == "budget":
             return {"train": data.train, "teacher_joules": 0.0}
+        if self.route == "budget_kd":
+            draws, meter = metered(lambda: all_windows_sampled(inputs["teacher"], data, self.top_k(data)), data.device)
+            return {"train": (*data.train, draws), "teacher_joules": meter.joules}
         if self.route == "scratch":
             return {"train": (transfer.X, transfer.y), "teacher_joules": 0.0}
         if self.route == "seqkd":
@@ -378,20 +418,31 @@ class LMStudent(Experiment):
         else:
             soft = {"topk": lambda: transfer.topk(k), "bucket": lambda: transfer.bucket(k),
                     "sampled": lambda: (transfer.sampled(k),)}[self.cache]()
-        return {"train": (transfer.X, transfer.y, *soft), "teacher_joules": transfer.costs["teacher top-k logits"]["joules"]}
+        ready = {"train": (transfer.X, transfer.y, *soft), "teacher_joules": transfer.costs["teacher top-k logits"]["joules"]}
+        if self.route == "onpolicy":  # the teacher scores the student's own text as it trains
+            ready.update(teacher=transfer.teacher, prompts=transfer.X)
+        return ready
 
     def build(self, data):
         return build_lm(self.size, data)
 
     def train(self, model, data, ready, quiet):
-        criterion = None
-        if self.route == "kd":  # reverse KL needs the teacher's whole distribution: the dense cache
+        criterion, checkpoint = None, ready["checkpoint"]
+        if self.route in KD_ROUTES:  # reverse KL needs the teacher's whole distribution: the dense cache
             signal = DenseLogits() if self.direction == "reverse" else \
                 {"topk": SparseLogits, "bucket": BucketLogits, "sampled": SampledLogits}[self.cache]()
             criterion = KDCriterion(self.T, self.alpha, signal=signal, direction=self.direction)
+        if self.route == "onpolicy":
+            from ..onpolicy import OnPolicyKD
+
+            criterion = OnPolicyKD(model, ready["teacher"], criterion, ready["prompts"], seed=self.seed, **self.ONPOLICY)
+            checkpoint = None  # its text depends on the weights of the moment: no resume file
         history = fit(model, ready["train"], data.val, **self.recipe, criterion=criterion, seed=self.seed, quiet=quiet,
-                      desc=f"{self.size} {self.route} s{self.seed}", checkpoint=ready["checkpoint"])
-        return {"history": history.rows, "resumed": history.resumed}
+                      desc=f"{self.size} {self.route} s{self.seed}", checkpoint=checkpoint)
+        out = {"history": history.rows, "resumed": history.resumed}
+        if self.route == "onpolicy":
+            out.update(student_wrote_chars=criterion.written, teacher_scored_windows=criterion.scored)
+        return out
 
     def scores(self, model, data, ready):
         return {"teacher_joules": ready["teacher_joules"], **lm_scores(model, data), "params": count_params(model),
