@@ -149,6 +149,14 @@ print(data.decode(kd.lm.generate(teacher, transfer.X[0, :1], data.context - 1, t
 # run is the longest of the course — it spends as many FLOPs as the teacher and the distillation together,
 # and a 115k model runs its FLOPs at a lower rate on a CPU than the teacher does — so expect most of an
 # hour on 2 CPU cores (a GPU makes it short); an interrupted run carries on where it stopped.
+#
+# That model differs from the 115k distilled student in two ways at once: no teacher, and about forty times
+# more training steps on three times as many windows. To tell them apart, a **same-steps control** gives
+# the teacher's signal to a 115k student trained with exactly the no-giant model's recipe — all the
+# training windows, the same batches, the same number of steps — distilled from the course's sampled cache
+# of the teacher on every window. It costs more than either (the teacher's cache on every window, then the
+# long training), so it is a measurement, not a route anyone would pick for its price; it takes about as
+# long again.
 
 # %%
 f_teacher = tm["flops_per_token"]
@@ -165,6 +173,13 @@ with meter.phase("same-compute model"):
 budget_meta = routes["115k, same compute, no giant"][0].meta
 print(f"test {fair_scores(routes['115k, same compute, no giant'][0], data)['test_bpc']:.3f} bpc after {budget_meta['train_seconds']:.0f} s of training "
       f"({'from the zoo' if routes['115k, same compute, no giant'][0].cached else 'trained now'}).")
+with meter.phase("same-steps control"):
+    routes["115k distilled, same steps"] = [experiments.lm_student(data, "115k", "budget_kd", 0, transfer, epochs=EPOCHS,
+                                                                   quiet=False, **CHOICE, **CACHE)]
+control = routes["115k distilled, same steps"][0]
+print(f"same steps, distilled: test {fair_scores(control, data)['test_bpc']:.3f} bpc after "
+      f"{control.meta['train_seconds']:.0f} s of training and {control.meta['teacher_joules'] / 1e3:.1f} kJ of teacher "
+      f"caching ({'from the zoo' if control.cached else 'trained now'}).")
 
 # %% [markdown]
 # ## 4 · What each route writes
@@ -290,6 +305,7 @@ kd.tables.Table(rows, f"Every route · lifecycle = upfront + {QUERIES:,} charact
 
 # %%
 LABEL_AT = {"serve the teacher": ((7, -3), "left"), "115k, same compute, no giant": ((-6, 6), "right"),
+            "115k distilled, same steps": ((6, -8), "left"),
             "40k distilled": ((-6, -4), "right"), "40k sequence-level KD": ((6, 2), "left")}  # keep labels apart
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
 for row in rows:
@@ -317,7 +333,8 @@ plt.show()
 
 # %%
 pairs = [("40k distilled", "serve the teacher"), ("115k distilled", "serve the teacher"),
-         ("115k distilled", "115k, same compute, no giant"), ("40k distilled", "n-gram")]
+         ("115k distilled", "115k, same compute, no giant"), ("115k distilled, same steps", "115k, same compute, no giant"),
+         ("40k distilled", "n-gram")]
 for book, how in ((ledger, "scored"), (serving, "written one at a time")):
     print(f"Priced on characters {how}:")
     for a, b in pairs:
@@ -354,6 +371,8 @@ for size in ("40k", "115k"):
 print(f"n-gram vs 40k distilled: {ngram_test - mean('40k distilled'):+.3f} bpc")
 print(f"same compute, no giant vs 115k distilled: "
       f"{mean('115k, same compute, no giant') - mean('115k distilled'):+.3f} bpc")
+print(f"same compute, no giant vs 115k distilled with the same steps: "
+      f"{mean('115k, same compute, no giant') - mean('115k distilled, same steps'):+.3f} bpc")
 print(f"sequence-level KD vs token-level KD (40k): {mean('40k sequence-level KD') - mean('40k distilled'):+.3f} bpc")
 
 # %% [markdown]
@@ -401,6 +420,11 @@ Markdown(f"""
 * **The same compute, no giant:** the 115k model trained on the real text alone with the FLOPs of the whole
   distillation pipeline reaches {statistics.fmean(bits['115k, same compute, no giant']):.3f} bits, against
   {statistics.fmean(bits['115k distilled']):.3f} for the distilled 115k student (one seed; it also saw far more data).
+  Given the very same steps and windows plus the teacher's sampled cache, the 115k student reaches
+  {statistics.fmean(bits['115k distilled, same steps']):.3f}: the teacher's signal is worth
+  {statistics.fmean(bits['115k, same compute, no giant']) - statistics.fmean(bits['115k distilled, same steps']):+.3f} bits at that
+  length (one seed each, so read it against the 115k seed spread of {kd.stats.spread(bits['115k scratch']):.3f}), at a lifecycle
+  energy of {lifecycle['115k distilled, same steps']:.2f} Wh against {lifecycle['115k, same compute, no giant']:.2f} Wh.
 * **Serving one user at a time** costs far more per character than scoring in batches: the teacher writes at
   {next(r['µJ / char written'] for r in rows if r['route'] == 'serve the teacher'):,.0f} µJ a character against
   {next(r['µJ / char scored'] for r in rows if r['route'] == 'serve the teacher'):,.1f} µJ scored, the 40k student at
