@@ -6,7 +6,7 @@ included, and nothing in training showed it how the teacher would carry on from 
 train/inference mismatch of Bengio et al. 2015).  Generalised KD (GKD, Agarwal et al. 2024) closes
 the gap by training on the student's own samples::
 
-    loss = (1 − share) · KD(teacher ‖ student | fixed text) + share · KL(p_teacher ‖ q_student | student's text)
+    loss = (1 − share) · KD(teacher ‖ student | fixed text) + share · KL(p_teacher ‖ q_student | student's text), T = 1
 
 The second term: the student writes windows (a real ``prompt``-character start, then its own
 characters sampled at T = 1), the frozen teacher scores every position of them, and the student is

@@ -525,4 +525,7 @@ Markdown(f"""
   precision {onp['precision: teacher bpc on its samples']} — against the forward KL's {fwd['recall: test bpc']} and
   {fwd['precision: teacher bpc on its samples']} — at {onp_seconds / fwd_seconds:.1f}× the forward route's training time
   ({onp_seconds:.0f} s against {fwd_seconds:.0f} s a seed: the student writes and the teacher reads as it trains).
+  It also reads half as many windows again per step (16 of its own beside the 32 real ones), so part of a recall
+  difference may be more text rather than the student's own text; the precision column is where writing its own
+  text should show.
 """)
