@@ -127,7 +127,10 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) 
     """Sample one id per row from ``softmax(logits / T)``; T = 0 takes the argmax."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, -1)
+    scaled = logits.float() / temperature
+    if not bool(torch.isfinite(scaled).all()):  # a tiny T overflows z / T: shift by the row's largest logit first
+        scaled = (logits.float() - logits.float().amax(-1, keepdim=True)) / temperature
+    probs = torch.softmax(scaled, -1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 
@@ -146,8 +149,17 @@ def generate(model: CharTransformer, prompt: torch.Tensor, length: int, *, tempe
 
     Introduced in lesson 9.
     """
-    temperature = finite_number(temperature, "temperature")
+    temperature = finite_number(temperature, "temperature", hint=" Use 0 for greedy (argmax) writing.")
     length = whole_number(length, "length", low=0)
+    if not isinstance(prompt, torch.Tensor):
+        hint = " (text? encode it first: data.encode(text))" if isinstance(prompt, str) else ""
+        raise TypeError(f"generate() takes the prompt as a tensor of character ids, got {type(prompt).__name__}{hint}.")
+    if prompt.dtype.is_floating_point or prompt.dtype == torch.bool or prompt.ndim not in (1, 2):
+        raise ValueError(f"generate() takes a prompt of integer ids, shape (P,) or (batch, P); got "
+                         f"{tuple(prompt.shape)} of {prompt.dtype}.")
+    if prompt.numel() and (int(prompt.min()) < 0 or int(prompt.max()) >= model.vocab_size):
+        raise ValueError(f"The prompt's ids run from {int(prompt.min())} to {int(prompt.max())}, outside this model's "
+                         f"vocabulary 0..{model.vocab_size - 1}: was it encoded with another corpus's characters?")
     single = prompt.ndim == 1
     ids = prompt[None] if single else prompt
     if ids.shape[1] == 0:

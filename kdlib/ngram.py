@@ -173,16 +173,19 @@ class NGramLM:
         return p
 
     def generate(self, prompt_tokens=(), n: int = 100, temperature: float = 1.0, seed: int = 0) -> list[int]:
-        """Sample n ids after a prompt from ``p^(1/T) / Σ p^(1/T)`` (T → 0: argmax; same seed, same text)."""
+        """Sample n ids after a prompt from ``p^(1/T) / Σ p^(1/T)`` (T = 0: argmax; same seed, same text)."""
         self._check_fitted()
-        temperature = finite_number(temperature, "temperature (1 = the model, → 0 = argmax)", strict=True)
+        temperature = finite_number(temperature, "temperature (1 = the model, 0 = argmax)")
         n = whole_number(n, "n (the number of ids to generate)", low=0)
         history = list(_as_ids(prompt_tokens, self.vocab_size, "prompt_tokens", allow_empty=True))
         rng, out = np.random.default_rng(seed), []
         for _ in range(n):
             log_p = np.log(self.next_probs(history[max(len(history) - self.order + 1, 0):]))
-            q = np.exp((log_p - log_p.max()) / temperature)   # p^(1/T), scaled so the largest is 1
-            out.append(int(rng.choice(self.vocab_size, p=q / q.sum())))
+            if temperature == 0:
+                out.append(int(log_p.argmax()))
+            else:
+                q = np.exp((log_p - log_p.max()) / temperature)   # p^(1/T), scaled so the largest is 1
+                out.append(int(rng.choice(self.vocab_size, p=q / q.sum())))
             history.append(out[-1])
         return out
 

@@ -241,8 +241,14 @@ class TextDataset(Dataset):
         return _encode(text, self.classes)
 
     def decode(self, ids) -> str:
-        """The text of a 1-D tensor or list of character ids."""
-        ids = torch.as_tensor(ids, dtype=torch.int64).cpu()
+        """The text of a 1-D tensor or list of character ids (integers: a float id is an error, not truncated)."""
+        raw = torch.as_tensor(ids).cpu()
+        if raw.numel() == 0 and raw.dim() <= 1:
+            return ""
+        if raw.dtype.is_floating_point or raw.dtype.is_complex or raw.dtype == torch.bool:
+            raise ValueError(f"decode takes integer character ids, got {raw.dtype} values (logits or probabilities? "
+                             "take .argmax(-1) first, or sample with kd.lm.generate).")
+        ids = raw.to(torch.int64)
         if ids.dim() > 1:
             raise ValueError(f"decode takes one sequence (1-D), got shape {tuple(ids.shape)}.")
         ids = ids.reshape(-1).numpy()

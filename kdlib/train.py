@@ -363,7 +363,7 @@ def _fit_epoch(loop: _Loop, train: tuple, epoch: int, sums: EpochSums | None = N
     """One pass over ``train`` (every rank's share of it): a gradient step per batch.
 
     Returns the epoch's mean ``train_loss`` (weighted by examples, or positions for sequence
-    labels) and ``train_acc`` over the labelled examples, summed over all ranks.  On the first
+    labels) and ``train_acc`` over the labelled examples (``None`` when none is), summed over all ranks.  On the first
     step of the run the model's output shape and classes are checked against the labels; the loss
     is checked to be finite every :data:`CHECK_EVERY` steps and at the end.  ``sums`` resumes an
     epoch interrupted after ``sums.steps`` steps (:mod:`kdlib.resume`); ``save(sums)`` is offered
@@ -402,11 +402,12 @@ def _fit_epoch(loop: _Loop, train: tuple, epoch: int, sums: EpochSums | None = N
             save(sums)
     _check_losses(sums.losses, sums.checked, epoch, loop.steps, loop.lr, train)
     loss_sum = (torch.stack(sums.losses).float() * torch.tensor(sums.sizes, device=loop.dev)).sum()
-    counts = torch.tensor([float(sums.seen), float(max(sums.labelled, 1))], device=loop.dev)
+    counts = torch.tensor([float(sums.seen), float(sums.labelled)], device=loop.dev)
     totals = torch.cat([torch.stack([loss_sum, sums.correct.to(loss_sum.dtype)]), counts])
     if loop.world > 1:
         torch.distributed.all_reduce(totals)
-    return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[3])}
+    labelled = float(totals[3])  # no labelled example at all (pure soft-label KD): no training accuracy
+    return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[3]) if labelled else None}
 
 
 def _named(fn) -> str:
@@ -519,7 +520,7 @@ def fit(model: nn.Module, train: Dataset | Sequence[torch.Tensor], val: Sequence
                 row.update(val_loss=scores["loss"], val_acc=scores["acc"])
             row["seconds"] = round(carried + time.perf_counter() - start, 3)
             history.rows.append(row)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc")) and v is not None})
             if ckpt is not None and epoch < epochs:  # the next epoch starts from here
                 save_state(epoch + 1, loop.generator.get_state(), EpochSums(correct=torch.zeros((), dtype=torch.long)), 0.0)
     finally:

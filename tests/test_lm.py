@@ -141,3 +141,22 @@ def test_topk_logits_cache_and_criterion():
         distill.KDCriterion(direction="reverse", signal=distill.SparseLogits())
     with pytest.raises(ValueError, match="forward direction only"):
         distill.SparseLogits().terms(out, (X[:3], y, values[:3], ids[:3]), 1.0, 1.0, "reverse")
+
+
+def test_generate_explains_bad_prompts_and_survives_a_tiny_temperature():
+    import pytest
+
+    from kdlib import lm
+
+    torch.manual_seed(0)
+    model = lm.char_transformer(10, 16, layers=1, heads=2, width=8)
+    with pytest.raises(TypeError, match="encode it first"):
+        lm.generate(model, "KING.", 3)
+    with pytest.raises(ValueError, match="integer ids"):
+        lm.generate(model, torch.tensor([0.5, 1.0]), 3)
+    with pytest.raises(ValueError, match="outside this model's vocabulary"):
+        lm.generate(model, torch.tensor([1, 12]), 3)
+    with pytest.raises(ValueError, match="greedy"):
+        lm.generate(model, torch.tensor([1, 2]), 3, temperature=-1.0)
+    tiny = lm.generate(model, torch.tensor([1, 2]), 5, temperature=1e-30)
+    assert torch.equal(tiny, lm.generate(model, torch.tensor([1, 2]), 5, temperature=0.0))  # → greedy, no NaN

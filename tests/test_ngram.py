@@ -121,6 +121,9 @@ def test_generate_is_seeded_and_cold_temperature_is_argmax():
         history.append(greedy[-1])
     assert m.generate([0, 1], 20, temperature=1e-4, seed=9) == greedy
     assert m.generate([0, 1], 20, temperature=1e-300, seed=9) == greedy        # no overflow, no NaN
+    assert m.generate([0, 1], 20, temperature=0, seed=9) == greedy             # T = 0, as the message offers
+    with pytest.raises(ValueError, match="0 = argmax"):
+        m.generate([0, 1], 5, temperature=-1)
     assert m.generate([], 5) == m.generate(np.array([], dtype=np.int64), 5)
 
 
@@ -162,6 +165,6 @@ def test_bad_inputs_say_what_is_wrong():
         m.log_prob([0, 9])
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         m.next_probs([7])
-    for T in (0, -1.0, float("nan"), "hot"):
+    for T in (-1.0, float("nan"), "hot"):  # (T = 0 is greedy)
         with pytest.raises(ValueError, match="temperature"):
             m.generate([0], 5, temperature=T)

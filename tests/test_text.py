@@ -179,6 +179,8 @@ def test_encode_decode(fetched):
     assert ids.dtype == torch.int64 and ids.shape == (13,)
     assert ds.decode(ids) == ds.decode(ids.tolist()) == "to be, or not"
     assert ds.decode([]) == "" and ds.encode("").shape == (0,)
+    with pytest.raises(ValueError, match="integer character ids"):
+        ds.decode(ids.float() + 0.7)  # never truncated silently to other characters
     with pytest.raises(ValueError, match="'Z'.*position 3"):
         ds.encode("to Z")
     with pytest.raises(ValueError, match="'é'"):

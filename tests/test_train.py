@@ -199,7 +199,12 @@ def test_unlabelled_examples_need_a_criterion_that_skips_them():
         kd.evaluate(kd.mlp(8, (4,), 3), X, masked)
     history = kd.fit(kd.mlp(8, (4,), 3), (X, masked, torch.randn(len(y), 3)),
                      criterion=kd.distill.KDCriterion(2.0, 0.5), epochs=1, quiet=True)  # still fine
-    assert history.last["train_loss"] > 0
+    assert history.last["train_loss"] > 0 and 0 <= history.last["train_acc"] <= 1
+    none = torch.full_like(y, kd.distill.UNLABELLED)
+    soft_only = kd.fit(kd.mlp(8, (4,), 3), (X, none, torch.randn(len(y), 3)), (X, y),
+                       criterion=kd.distill.KDCriterion(2.0, 1.0), epochs=1)  # progress bar shown, too
+    assert soft_only.last["train_acc"] is None and soft_only.last["val_acc"] >= 0  # no labels: no accuracy, not 0.0
+    assert "None" in str(soft_only.table()) or "train_acc" in str(soft_only.table())
 
 
 def test_dtypes_are_converted_or_explained():
