@@ -105,9 +105,13 @@ class Leaderboard:
         self.budget_wh = finite_number(budget_wh, "Leaderboard budget_wh (watt-hours)", strict=True)
         self.scores: list[Score] = []
 
-    def add(self, entry: Score) -> "Leaderboard":
+    def add(self, entry: Score, *, replace_entry: bool = False) -> "Leaderboard":
+        """Put ``entry`` on the board; a name already there is an error unless ``replace_entry=True`` (a resubmission)."""
         if not isinstance(entry, Score):
             raise TypeError(f"Leaderboard.add takes a Score (from kd.capstone.score), got {type(entry).__name__}.")
+        if not replace_entry and any(s.name == entry.name for s in self.scores):
+            raise ValueError(f"{entry.name!r} is already on the board; give the new entry another name, or pass "
+                             "replace_entry=True to replace the earlier one.")
         entry = replace(entry, budget_wh=self.budget_wh)  # checks every figure again
         self.scores = [s for s in self.scores if s.name != entry.name] + [entry]
         return self

@@ -61,7 +61,21 @@ def hard_term(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 
 def as_rows(student_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flatten ``(..., classes)`` logits and ``(...)`` labels to rows: one row per example or position."""
+    """Flatten ``(..., classes)`` logits and ``(...)`` labels to rows: one row per example or position.
+
+    Labels are class indices: floating labels (one-hot or soft rows among them) are an error saying
+    so, and on a CPU, where checking costs no device wait, so are indices outside ``0 … classes − 1``
+    (other than ``UNLABELLED``)."""
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        one_hot = labels.shape == student_logits.shape
+        raise ValueError(f"labels must be integer class indices, got {labels.dtype}"
+                         + (" of the logits' shape — one-hot rows? pass labels.argmax(-1)" if one_hot else "")
+                         + "; soft targets are the teacher's logits, not the labels.")
+    if labels.device.type == "cpu" and labels.numel():
+        lo, hi = (int(v) for v in torch.aminmax(labels))
+        if hi >= student_logits.shape[-1] or lo < UNLABELLED:
+            raise ValueError(f"labels run from {lo} to {hi}, but the logits have {student_logits.shape[-1]} classes "
+                             f"(labels are 0 … {student_logits.shape[-1] - 1}, or {UNLABELLED} for unlabelled).")
     if labels.shape != student_logits.shape[:-1]:
         raise ValueError(f"labels must be one per row, shape {tuple(student_logits.shape[:-1])}, "
                          f"got {tuple(labels.shape)}.")
@@ -225,6 +239,10 @@ def cache_logits(teacher: nn.Module, X: torch.Tensor, batch_size: int = 256) -> 
     return predict(teacher, X, batch_size)
 
 
+#: The largest magnitude a float16 holds (:func:`topk_logits` stores values in float16).
+FLOAT16_MAX = float(torch.finfo(torch.float16).max)
+
+
 @torch.no_grad()
 def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's k largest logits per row, and their class ids, computed once.
@@ -232,7 +250,9 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
     Returns ``(values, indices)`` of shape ``(..., k)``: values in float16, ids in the smallest
     integer type that holds the vocabulary (uint8 up to 256 classes).  Per position that is
     ``3k`` bytes instead of ``4 · vocab`` for the dense float32 logits of :func:`cache_logits`.
-    Batch by batch, so the dense logits of the whole set never exist at once.
+    Batch by batch, so the dense logits of the whole set never exist at once.  float16 holds
+    magnitudes up to 65,504 only: a teacher logit beyond that is an error naming float16 (it would
+    become ±inf, and later look like a broken teacher), never a silent overflow.
     """
     k = whole_number(k, "k")
     values, indices = [], []
@@ -241,6 +261,11 @@ def topk_logits(teacher: nn.Module, X: torch.Tensor, k: int, batch_size: int = 2
         if k > logits.shape[-1]:
             raise ValueError(f"k = {k} is more than the teacher's {logits.shape[-1]} classes.")
         top = logits.topk(k, dim=-1)
+        finite = top.values[torch.isfinite(top.values)]
+        if finite.numel() and float(finite.abs().max()) > FLOAT16_MAX:
+            raise ValueError(f"A teacher logit of {float(finite.abs().max()):.4g} does not fit the float16 cache (largest "
+                             f"{FLOAT16_MAX:g}): it would be stored as ±inf. Subtract each row's largest logit first "
+                             "(a softmax does not change), or keep dense float32 logits with cache_logits().")
         id_dtype = torch.uint8 if logits.shape[-1] <= 256 else torch.int32
         values.append(top.values.half())
         indices.append(top.indices.to(id_dtype))

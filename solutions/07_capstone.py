@@ -103,7 +103,8 @@ result = kd.checks.check_capstone_entry(train_entry, data)
 # %%
 if result is not None:
     model, meter = result
-    board.add(kd.capstone.score("my entry", model, data, meter, min_seconds=kd.sized(1.0, 0.2)))
+    board.add(kd.capstone.score("my entry", model, data, meter, min_seconds=kd.sized(1.0, 0.2)),
+              replace_entry=True)  # running this cell again resubmits the entry
     kd.experiments.record("capstone entry test %", round(100 * board.scores[-1].accuracy, 2))
     kd.experiments.record("capstone entry lifecycle Wh", round(board.scores[-1].lifecycle_wh, 3))
 board

@@ -23,8 +23,11 @@ def test_leaderboard_ranks_within_budget_first():
     assert [s.name for s in board.ranked()] == ["good", "cheap", "best but over"]
     text = str(board)
     assert "over budget" in text and "estimate" in text
-    board.add(_score("good", 0.91, 720.0, 0.36))  # resubmitting replaces the entry
-    assert len(board.scores) == 3
+    with pytest.raises(ValueError, match="already on the board"):
+        board.add(_score("good", 0.91, 720.0, 0.36))  # never a silent replacement
+    assert board.scores[-1].accuracy == 0.90
+    board.add(_score("good", 0.91, 720.0, 0.36), replace_entry=True)  # a resubmission, said so
+    assert len(board.scores) == 3 and board.scores[-1].accuracy == 0.91
 
 
 def test_score_measures_a_real_model():

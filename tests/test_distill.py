@@ -278,3 +278,39 @@ def test_contrast_check(capsys):
     assert checks.check_contrast(contrast) is None
     with pytest.raises(checks.CheckFailed, match="Hint"):
         checks.check_contrast(lambda images, factor: images * factor)
+
+
+def test_kd_loss_explains_float_one_hot_and_out_of_range_labels():
+    import pytest
+    import torch
+
+    from kdlib import distill
+
+    s, t = torch.randn(6, 4), torch.randn(6, 4)
+    y = torch.tensor([0, 1, 2, 3, 0, distill.UNLABELLED])
+    assert torch.isfinite(distill.kd_loss(s, t, y))
+    with pytest.raises(ValueError, match="one-hot rows"):
+        distill.kd_loss(s, t, torch.nn.functional.one_hot(y.clamp(min=0), 4).float())
+    with pytest.raises(ValueError, match="integer class indices"):
+        distill.kd_loss(s, t, y.float())
+    with pytest.raises(ValueError, match="labels run from 0 to 4.*4 classes"):
+        distill.kd_loss(s, t, torch.tensor([0, 1, 2, 3, 4, 0]))
+    with pytest.raises(ValueError, match="labels run from -3"):
+        distill.kd_loss(s, t, torch.tensor([0, 1, 2, 3, -3, 0]))
+
+
+def test_the_float16_cache_names_float16_instead_of_storing_inf():
+    import pytest
+    import torch
+    from torch import nn
+
+    from kdlib import distill
+
+    class Loud(nn.Module):
+        def forward(self, x):
+            return x * 1e5
+
+    with pytest.raises(ValueError, match="float16"):
+        distill.topk_logits(Loud(), torch.randn(4, 3), 2)
+    values, _ = distill.topk_logits(Loud(), torch.randn(4, 3) * 1e-3, 2)  # within range: stored as before
+    assert torch.isfinite(values).all()
