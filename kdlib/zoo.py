@@ -6,9 +6,11 @@ never loaded.  Writes are atomic (temporary file in the same folder, then ``os.r
 temporary file left by a killed save is removed by a later save once it is an hour old), loads
 use ``torch.load(weights_only=True)``, and an unreadable or corrupted file is retrained, with a
 warning, instead of crashing or half-loading.  Each checkpoint stores a SHA-256 ``digest`` of its
-weights, checked on load, so a file whose bytes changed after saving is retrained too.
-Checkpoints saved before digests existed (no ``digest`` key) are accepted as *legacy* and given
-their digest on that load (re-saved, when the folder is writable), so nothing is retrained.
+weights, checked on load, so a file whose bytes changed after saving is retrained too — as is a
+file without a digest (the digest is required) and one whose weights hold NaN or infinities.
+Files are written with the permissions the umask allows (0644 under the usual 022), so a zoo an
+instructor prepares can be shared read-only: loading never writes, and a run that finds the zoo
+read-only says so *before* it trains, not after.
 Introduced in lesson 1 (the cached teacher).
 """
 from __future__ import annotations
@@ -46,9 +48,20 @@ class Entry:
     digest: str
 
 
+#: Environment variable naming the zoo folder, e.g. a class's shared, read-only zoo.
+ZOO_ENV = "KDLIB_ZOO"
+
+
 def zoo_dir() -> Path:
-    """Folder of cached checkpoints: ``<data dir>/zoo``."""
-    return data_dir() / "zoo"
+    """Folder of cached checkpoints: ``$KDLIB_ZOO``, else ``<data dir>/zoo``.
+
+    A class can share one prepared zoo: the instructor runs the course once (``make course``) and
+    points everyone's ``KDLIB_ZOO`` at a read-only copy of its ``zoo`` folder.  Every model in it
+    loads; a model that is not there is refused before training (nothing can be saved there) with a
+    message saying so.
+    """
+    env = os.environ.get(ZOO_ENV, "").strip()
+    return Path(env).expanduser() if env else data_dir() / "zoo"
 
 
 def config_key(config: dict) -> str:
@@ -87,6 +100,13 @@ def _remove_stale_temporaries(folder: Path) -> None:
             pass
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_atomic(obj, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place.
 
@@ -97,6 +117,7 @@ def save_atomic(obj, path: Path) -> None:
     _remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file follows the umask like any other
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
@@ -115,21 +136,33 @@ def _try_load(path: Path, config: dict, model: nn.Module) -> tuple[dict, str] | 
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("config") != json.loads(json.dumps(config)):
             raise ValueError("stored config differs from the requested one")
-        legacy = "digest" not in payload
-        if not legacy and digest(payload["state_dict"]) != payload["digest"]:
+        if "digest" not in payload:
+            raise ValueError("it has no SHA-256 digest of its weights, so they cannot be checked")
+        if digest(payload["state_dict"]) != payload["digest"]:
             raise ValueError("its weights do not match the SHA-256 digest saved with them: the file changed "
                              "after it was saved")
+        bad = [k for k, t in payload["state_dict"].items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise ValueError(f"its weights hold NaN or infinite values ({', '.join(bad[:3])})")
         model.load_state_dict(payload["state_dict"])
-    except Exception as err:  # corrupted, truncated, foreign or mismatched: retrain
+    except Exception as err:  # corrupted, truncated, foreign, unchecked or broken: retrain
         warnings.warn(f"Ignoring checkpoint {path} ({type(err).__name__}: {err}); training again.", stacklevel=3)
         return None
-    if legacy:  # saved before digests: accepted as it is, and given its digest when the folder allows
-        payload["digest"] = digest(payload["state_dict"])
-        try:
-            save_atomic(payload, path)
-        except OSError:
-            pass
     return dict(payload.get("meta", {})), payload["digest"]
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training, not after, when the trained model could not be saved at ``path``."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-check.", dir=folder):
+            pass
+    except OSError as err:
+        raise PermissionError(f"The zoo folder {folder} is not writable ({err.strerror or err}), so a model trained "
+                              f"now could not be saved. A shared zoo is read-only by design: this model is not in "
+                              f"it (another setting, seed or size?). Ask for it to be added, or set {ZOO_ENV} to a "
+                              "folder of your own (copy the shared models there first to keep loading them).") from err
 
 
 def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
@@ -153,8 +186,17 @@ def load_or_train(name: str, config: dict, build: Callable[[], nn.Module],
             meta, weights = loaded
             model.eval()
             return Entry(model, meta, True, path, weights)
+    _check_writable(path)
     start = time.perf_counter()
-    meta = dict(train(model) or {})
+    returned = train(model)
+    if returned is not None and not isinstance(returned, dict):  # the training is done: keep it, say what was odd
+        rows = getattr(returned, "rows", None)
+        warnings.warn(f"The train function of zoo entry {name!r} should train the model in place and return a dict of "
+                      f"metadata (or None), not a {type(returned).__name__}; the model is saved "
+                      + ("with that History as meta['history']." if rows is not None else "without metadata."),
+                      stacklevel=2)
+        returned = {"history": rows} if rows is not None else None
+    meta = dict(returned or {})
     meta.setdefault("train_seconds", round(time.perf_counter() - start, 2))
     # Plain JSON types only, so that weights_only=True can load them back (numpy floats -> float).
     meta = json.loads(json.dumps(meta, default=lambda v: v.item() if hasattr(v, "item") else str(v)))

@@ -100,18 +100,6 @@ def test_a_flipped_byte_in_the_weights_retrains(data_home):
     assert all(torch.all(p == 0.5) for p in again.model.parameters())
 
 
-def test_legacy_checkpoint_without_digest_loads_and_gains_one(data_home, recwarn):
-    calls = []
-    entry = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
-    payload = torch.load(entry.path, weights_only=True)
-    del payload["digest"]  # as saved before digests existed
-    torch.save(payload, entry.path)
-    again = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
-    assert again.cached and calls == [1] and not recwarn.list
-    assert torch.load(entry.path, weights_only=True)["digest"] == zoo.digest(again.model.state_dict())
-    assert again.digest == entry.digest
-
-
 def test_a_folder_at_the_checkpoint_path_fails_before_training(data_home):
     calls = []
     zoo.checkpoint_path("tiny", {"e": 1}).mkdir(parents=True)
@@ -133,3 +121,67 @@ def test_temporaries_of_killed_saves_do_not_accumulate(data_home):
     os.utime(old, (past, past))
     zoo.load_or_train("tiny", {"e": 1}, build, _trainer([]))
     assert not old.exists() and fresh.exists()
+
+
+# --- hardening II (issue 20): required digests, finite weights, umask, read-only zoos, bad train() results ---
+
+
+def test_a_checkpoint_without_digest_or_with_nan_weights_is_retrained(data_home):
+    calls = []
+    entry = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    payload = torch.load(entry.path, weights_only=True)
+    del payload["digest"]
+    torch.save(payload, entry.path)
+    with pytest.warns(UserWarning, match="no SHA-256 digest"):
+        zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    assert calls == [1, 1]
+    payload = torch.load(entry.path, weights_only=True)
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = torch.full_like(payload["state_dict"][name], float("nan"))
+    payload["digest"] = zoo.digest(payload["state_dict"])  # a consistent digest of broken weights
+    torch.save(payload, entry.path)
+    with pytest.warns(UserWarning, match="NaN or infinite"):
+        again = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+    assert calls == [1, 1, 1] and all(torch.isfinite(p).all() for p in again.model.parameters())
+
+
+def test_checkpoints_follow_the_umask_and_a_read_only_zoo_still_loads(data_home, monkeypatch, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        entry = zoo.load_or_train("tiny", {"e": 1}, build, _trainer([]))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(entry.path.stat().st_mode) == 0o644
+    shared = tmp_path / "shared-zoo"
+    shared.mkdir()
+    os.replace(entry.path, shared / entry.path.name)
+    monkeypatch.setenv("KDLIB_ZOO", str(shared))
+    calls = []
+    shared.chmod(0o555)
+    try:
+        if os.access(shared, os.W_OK):  # root ignores permissions: simulate the refusal instead
+            monkeypatch.setattr(zoo.tempfile, "NamedTemporaryFile", _refuse)
+        loaded = zoo.load_or_train("tiny", {"e": 1}, build, _trainer(calls))
+        assert loaded.cached and calls == []
+        with pytest.raises(PermissionError, match="not writable.*KDLIB_ZOO"):
+            zoo.load_or_train("tiny", {"e": 2}, build, _trainer(calls))
+        assert calls == []  # refused before any training
+    finally:
+        shared.chmod(0o755)
+
+
+def _refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+def test_a_train_function_that_returns_no_dict_keeps_its_training(data_home):
+    with pytest.warns(UserWarning, match="return a dict of metadata"):
+        entry = zoo.load_or_train("tiny", {"e": 1}, build, lambda model: 0.93)
+    assert entry.path.exists() and "train_seconds" in entry.meta  # the minutes of training are not lost
+    history = kd.fit(build(), (torch.randn(8, 4), torch.randint(0, 2, (8,))), epochs=1, quiet=True)
+    with pytest.warns(UserWarning, match="History as meta"):
+        entry = zoo.load_or_train("tiny", {"e": 2}, build, lambda model: history)
+    assert entry.meta["history"] == history.rows
