@@ -227,3 +227,35 @@ def test_a_real_smoke_run_reports_its_failing_cell(tmp_path):
     with pytest.raises(RuntimeError, match=r"01_fails.ipynb \(FAILED at cell 2 of 2: ValueError: smoke \| fails\)"):
         book.execute(tmp_path / "runs", timeout=60, root=tmp_path)
     assert (tmp_path / "runs" / "01_fails.ipynb").exists()
+
+
+def test_a_failed_or_partial_run_is_never_published_as_complete(tmp_path, monkeypatch):
+    from kdlib.tooling import runner
+
+    (tmp_path / "solutions").mkdir()
+    for name in ("01_a", "02_b"):
+        (tmp_path / "solutions" / f"{name}.ipynb").write_text("{}")
+    failing = {"02_b.ipynb"}
+
+    def fake(path, out, *, timeout, env):
+        (out / path.name).write_text("{}")
+        return runner.NotebookRun(path, "FAILED at cell 1 of 1: boom" if path.name in failing else "ok", 1.0,
+                                  out / path.name)
+
+    monkeypatch.setattr(runner, "execute_notebook", fake)
+    runs = tmp_path / "runs"
+    with pytest.raises(RuntimeError):
+        book.execute(runs, root=tmp_path)
+    assert not book.full_size_available(runs, tmp_path)  # every copy is there, but one failed
+    failing.clear()
+    book.execute(runs, names=["02"], root=tmp_path)  # only the failed one again
+    assert book.full_size_available(runs, tmp_path)
+
+
+def test_a_missing_source_fails_before_the_old_site_is_touched(tmp_path):
+    out = tmp_path / "book"
+    (out / "_build" / "html").mkdir(parents=True)
+    (out / "_build" / "html" / "index.html").write_text("the old site")
+    with pytest.raises(FileNotFoundError, match="not a folder of executed notebooks"):
+        book.build(out, source=tmp_path / "nowhere")
+    assert (out / "_build" / "html" / "index.html").read_text() == "the old site"

@@ -1,4 +1,5 @@
 """lessons/ and the paired solutions/*.py are generated from solutions/*.ipynb: none may drift apart."""
+import json
 import os
 from pathlib import Path
 
@@ -349,9 +350,40 @@ def test_course_run_takes_names_before_or_after_out(monkeypatch, argv):
     from kdlib.tooling import cli
 
     seen = []
-    monkeypatch.setattr(runner, "run", lambda out, names: seen.append((str(out), names)) or 0)
+    monkeypatch.setattr(runner, "run", lambda out, names, timeout: seen.append((str(out), names, timeout)) or 0)
     assert cli.main(argv) == 0
-    assert seen == [("D", ["01", "02"])]
+    assert cli.main(argv + ["--timeout", "60"]) == 0
+    assert seen == [("D", ["01", "02"], 1800), ("D", ["01", "02"], 60)]
+
+
+def test_course_run_with_an_unknown_name_fails_and_touches_nothing(tmp_path, capsys):
+    from kdlib.tooling import cli
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.md").write_text("earlier summary")
+    (out / "results.json").write_text("{}")
+    assert cli.main(["course", "run", "--out", str(out), "no_such_lesson"]) == 2
+    err = capsys.readouterr().err
+    assert "no solution notebook matches 'no_such_lesson'" in err and "03_distillation" in err
+    assert (out / "summary.md").read_text() == "earlier summary" and (out / "results.json").exists()
+
+
+def test_a_partial_run_adds_to_the_folder_and_replaces_only_what_ran(tmp_path):
+    for name, value in (("01_a", 1), ("02_b", 2)):
+        nbformat.write(_nb(f"import kdlib as kd\nkd.experiments.record('value', {value})"), tmp_path / f"{name}.ipynb")
+    out = tmp_path / "out"
+    runner.run_all([tmp_path / "01_a.ipynb", tmp_path / "02_b.ipynb"], out, smoke=True, timeout=120)
+    nbformat.write(_nb("import kdlib as kd\nkd.experiments.record('value', 20)"), tmp_path / "02_b.ipynb")
+    runner.run_all([tmp_path / "02_b.ipynb"], out, smoke=True, timeout=120)
+    results = json.loads((out / "results.json").read_text())
+    assert results == {"01_a": {"value": 1}, "02_b": {"value": 20}}  # 01_a's numbers kept, 02_b's replaced
+    summary = (out / "summary.md").read_text()
+    assert "| 01_a.ipynb |" in summary and "ok (earlier run" in summary and "| 02_b.ipynb |" in summary
+    assert summary.index("01_a") < summary.index("02_b")
+    with pytest.raises(ValueError, match="smoke-size run"):
+        runner.run_all([tmp_path / "02_b.ipynb"], out, smoke=False)  # never mixes the sizes in one folder
+    assert json.loads((out / "results.json").read_text()) == results
 
 
 def test_course_run_reports_an_unreadable_notebook_and_goes_on(tmp_path):

@@ -17,6 +17,7 @@ The site is written to ``build/book/_build/html/`` (``index.html`` is the front 
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -183,9 +184,23 @@ sphinx:
 
 
 def full_size_available(source: Path, root: Path = ROOT) -> bool:
-    """Whether ``source`` holds an executed copy of every solution notebook, and its summary."""
+    """Whether ``source`` holds a *successful* executed copy of every solution notebook, and its summary.
+
+    Success is read from the run folder's record (:data:`kdlib.tooling.runner.RUNS_FILE`, else the
+    summary's table): a notebook that failed, or that the record does not list, makes the run incomplete.
+    """
+    from .runner import RUNS_FILE, _load
+
     wanted = [p.name for p in (root / "solutions").glob("*.ipynb")]
-    return (source / "summary.md").is_file() and all((source / n).is_file() for n in wanted)
+    if not (source / "summary.md").is_file() or not all((source / n).is_file() for n in wanted):
+        return False
+    runs = _load(source / RUNS_FILE)
+    if runs:
+        return all(runs.get(n, {}).get("status") == "ok" for n in wanted)
+    statuses = {line.split("|")[1].strip(): line.split("|")[3].strip()
+                for line in (source / "summary.md").read_text().splitlines()
+                if line.startswith("| ") and line.count("|") >= 4 and ".ipynb" in line}
+    return all(statuses.get(n, "").startswith("ok") for n in wanted)
 
 
 def _pick_source(source: Path | None, root: Path) -> tuple[Path, bool]:
@@ -195,13 +210,16 @@ def _pick_source(source: Path | None, root: Path) -> tuple[Path, bool]:
     executed now if it is missing.  A given ``source`` is smoke-size unless its summary says otherwise.
     """
     if source is not None:
+        if not Path(source).is_dir():
+            raise FileNotFoundError(f"--source {source} is not a folder of executed notebooks (make course writes "
+                                    "build/course/).")
         summary = Path(source) / "summary.md"
         return Path(source), ("smoke size" in summary.read_text().splitlines()[0]) if summary.exists() else True
     if full_size_available(root / "build" / "course", root):
         return root / "build" / "course", False
     source = root / "build" / "book-smoke"
-    if not full_size_available(source, root):
-        print(f"No full-size run in build/course/ (make course): executing every lesson in the smoke "
+    if not full_size_available(source, root):  # missing, or left incomplete or failed by an earlier run
+        print(f"No complete full-size run in build/course/ (make course): executing every lesson in the smoke "
               f"size into {source} first...", flush=True)
         execute(source, root=root)
     return source, True
@@ -212,7 +230,6 @@ def _write_project(src: Path, source: Path, names: list[str] | None, smoke: bool
     ``_config.yml`` and ``_toc.yml``.  Returns how many lessons it holds."""
     import nbformat
 
-    shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     lessons = []
     for path in sorted(source.glob("[0-9]*.ipynb")):
@@ -241,14 +258,20 @@ def build(out: Path = ROOT / "build" / "book", source: Path | None = None, names
     """
     out = Path(out)
     source, smoke = _pick_source(source, root)
-    count = _write_project(out / "src", source, names, smoke)
-    shutil.rmtree(out / "_build", ignore_errors=True)
+    new = out / ".new"  # the new project and site are made here; out's old ones are replaced only on success
+    shutil.rmtree(new, ignore_errors=True)
+    count = _write_project(new / "src", source, names, smoke)
     tool = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(tool) if tool.exists() else "jupyter-book", "build", str(out / "src"), "--path-output", str(out), "--all"]
+    cmd = [str(tool) if tool.exists() else "jupyter-book", "build", str(new / "src"), "--path-output", str(new), "--all"]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"jupyter-book build failed (the previous site in {out} is untouched):\n"
+                           f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    for part in ("src", "_build"):
+        shutil.rmtree(out / part, ignore_errors=True)
+        os.replace(new / part, out / part)
+    shutil.rmtree(new, ignore_errors=True)
     index = out / "_build" / "html" / "index.html"
     print(f"Built {count} lessons ({'smoke' if smoke else 'full'} size, from {source}) in "
           f"{time.perf_counter() - start:.0f} s: {index}")

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     course_p = sub.add_parser("course", help="build lessons/ and the .py pairs from solutions/, or run every solution at full size")
     course_p.add_argument("action", choices=["build", "run"])
     course_p.add_argument("--out", type=Path, default=Path("build") / "course", help="folder for executed notebooks")
+    course_p.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take before the notebook "
+                                                                       "is reported as failed (default 1800)")
     course_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
     book_p = sub.add_parser("book", help="the course as a static HTML site (Jupyter Book) in build/book/, from "
                                          "build/course/ when `make course` made it, else from smoke-size runs")
@@ -118,7 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             for path in written:
                 print(f"wrote {path}")
             return 0
-        return 1 if runner.run(args.out, args.names) else 0
+        if args.timeout < 1:
+            parser.error(f"--timeout must be at least 1 second, got {args.timeout}")
+        try:
+            runner.check_names(args.names)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 1 if runner.run(args.out, args.names, timeout=args.timeout) else 0
     from . import bench
 
     try:

@@ -5,8 +5,11 @@
   past its timeout, a kernel that died, a file that is no readable notebook;
 * :func:`run_all` runs a set of them into a folder, in the smoke or the full size, and keeps that
   folder's ``summary.md`` (run time and status of each notebook, then the headline numbers the
-  notebooks recorded) up to date after every notebook, so it is there whatever happens;
-* :func:`run` is ``make course``: every solution at full size into ``build/course/``.
+  notebooks recorded) up to date after every notebook, so it is there whatever happens.  A run of
+  some notebooks *adds to* the folder: the other notebooks' rows and numbers from earlier runs stay
+  (marked as earlier), and a notebook's earlier numbers are replaced only once it has run again;
+* :func:`run` is ``make course``: every solution at full size into ``build/course/``; a name that
+  matches no notebook is an error listing them, before anything runs or changes.
 
 The environment is given to each kernel, never changed in this process.
 """
@@ -131,6 +134,12 @@ def execute_notebook(path: Path, out: Path | None = None, *, timeout: int = 1800
     return NotebookRun(path, status, time.perf_counter() - start, wrote)
 
 
+#: The folder's record of every notebook run into it (name → seconds, status, when, size).
+RUNS_FILE = "runs.json"
+#: Marks a summary row that an earlier run wrote (the notebook did not run this time).
+EARLIER = " (earlier run)"
+
+
 def summary(runs: Iterable[NotebookRun], smoke: bool, results: Mapping[str, Mapping] | None = None) -> str:
     """``summary.md``: a table of each notebook's run time and status, then the recorded headline numbers."""
     lines = [f"# Course run ({'smoke' if smoke else 'full'} size)", "", "| notebook | seconds | status |", "|---|---:|---|"]
@@ -140,12 +149,56 @@ def summary(runs: Iterable[NotebookRun], smoke: bool, results: Mapping[str, Mapp
     return "\n".join(lines) + "\n"
 
 
-def _write_summary(out: Path, runs: list[NotebookRun], smoke: bool, results_path: Path | None) -> None:
+def _load(path: Path) -> dict:
+    """A JSON object from ``path``; empty when there is none or it is half-written."""
     try:
-        results = json.loads(results_path.read_text()) if results_path and results_path.exists() else {}
-    except ValueError:  # a notebook left the file half-written: the table still matters most
-        results = {}
-    (out / "summary.md").write_text(summary(runs, smoke, results))
+        value = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Folder:
+    """What a run folder held before this run: its runs and recorded results, kept until replaced."""
+
+    out: Path
+    smoke: bool
+    runs: dict
+    results: dict
+
+    @classmethod
+    def open(cls, out: Path, smoke: bool) -> "_Folder":
+        runs = _load(out / RUNS_FILE)
+        sizes = {entry.get("smoke") for entry in runs.values()}
+        if runs and sizes != {smoke}:
+            raise ValueError(f"{out} holds a {'smoke' if not smoke else 'full'}-size run; run the "
+                             f"{'smoke' if smoke else 'full'} size into another folder (--out), so neither overwrites "
+                             "the other.")
+        return cls(out, smoke, runs, _load(out / "results.json"))
+
+    def publish(self, runs: list[NotebookRun], new_results: Path | None) -> None:
+        """Write ``runs.json``, ``results.json`` and ``summary.md``: this run's notebooks over the earlier ones."""
+        now = time.strftime("%Y-%m-%d %H:%M")
+        fresh = {r.name: {"seconds": round(r.seconds, 1), "status": r.status, "when": now, "smoke": self.smoke}
+                 for r in runs}
+        merged = {**self.runs, **fresh}
+        _write_atomic(self.out / RUNS_FILE, json.dumps(merged, indent=2))
+        ran = {Path(name).stem for name in fresh}
+        results = {k: v for k, v in self.results.items() if k not in ran}
+        results.update(_load(new_results) if new_results else {})
+        if new_results:
+            _write_atomic(self.out / "results.json", json.dumps(results, indent=2, default=str))
+        rows = [NotebookRun(Path(name), entry["status"] + ("" if name in fresh else f"{EARLIER}, {entry.get('when', '?')}"),
+                            entry["seconds"]) for name, entry in sorted(merged.items())]
+        ordered = {k: results[k] for k in sorted(results)}
+        _write_atomic(self.out / "summary.md", summary(rows, self.smoke, ordered))
 
 
 def run_all(paths: Iterable[Path], out: Path, *, smoke: bool, timeout: int = 1800, results: bool = True,
@@ -160,10 +213,11 @@ def run_all(paths: Iterable[Path], out: Path, *, smoke: bool, timeout: int = 180
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results_path = (out / "results.json").resolve() if results else None
-    if results_path:
-        results_path.unlink(missing_ok=True)
-    base = {SMOKE_ENV: "1" if smoke else None, RESULTS_ENV: str(results_path) if results_path else None,
+    folder = _Folder.open(out, smoke)
+    new_results = (out / ".results.new.json").resolve() if results else None
+    if new_results:
+        new_results.unlink(missing_ok=True)  # this run's own records; results.json changes only as notebooks finish
+    base = {SMOKE_ENV: "1" if smoke else None, RESULTS_ENV: str(new_results) if new_results else None,
             **(env or {})}
     runs: list[NotebookRun] = []
     try:
@@ -171,9 +225,11 @@ def run_all(paths: Iterable[Path], out: Path, *, smoke: bool, timeout: int = 180
             print(f"running {Path(path).name} ...", flush=True)
             runs.append(execute_notebook(path, out, timeout=timeout, env={**base, "KDLIB_NOTEBOOK": Path(path).stem}))
             print(f"  {runs[-1].status} in {runs[-1].seconds:.0f} s", flush=True)
-            _write_summary(out, runs, smoke, results_path)
+            folder.publish(runs, new_results)
     finally:
-        _write_summary(out, runs, smoke, results_path)
+        folder.publish(runs, new_results)
+        if new_results:
+            new_results.unlink(missing_ok=True)
     return runs
 
 
@@ -182,9 +238,20 @@ def solutions(root: Path = ROOT, names: list[str] | None = None) -> list[Path]:
     return [p for p in sorted((root / "solutions").glob("*.ipynb")) if not names or any(n in p.name for n in names)]
 
 
+def check_names(names: list[str] | None, root: Path = ROOT) -> None:
+    """Raise ``ValueError`` listing the solution notebooks when a name matches none of them."""
+    every = solutions(root)
+    unknown = [n for n in names or [] if not any(n in p.name for p in every)]
+    if unknown:
+        raise ValueError(f"no solution notebook matches {', '.join(map(repr, unknown))}; the notebooks are: "
+                         + ", ".join(p.stem for p in every))
+
+
 def run(out: Path, names: list[str] | None = None, timeout: int = 1800, root: Path = ROOT) -> int:
     """``make course``: execute every solution notebook (or those matching ``names``) at full size into
-    ``out`` with :func:`run_all`; return the number of notebooks that failed."""
+    ``out`` with :func:`run_all`; return the number of notebooks that failed.  Unknown names are an
+    error before anything runs (:func:`check_names`)."""
+    check_names(names, root)
     runs = run_all(solutions(root, names), out, smoke=False, timeout=timeout)
     print(f"\nwrote {Path(out) / 'summary.md'}")
     return sum(not r.ok for r in runs)
