@@ -23,10 +23,17 @@ class CorruptDataError(ValueError):
 
 
 def data_dir() -> Path:
-    """The cache folder: ``$KDLIB_DATA``, else the repository's ``data/``, else ``~/.cache/kdlib``."""
+    """The cache folder: ``$KDLIB_DATA``, else the repository's ``data/``, else ``~/.cache/kdlib``.
+
+    ``KDLIB_DATA`` naming something that is not a folder is an error that says so.
+    """
     env = os.environ.get("KDLIB_DATA")
     if env:
-        return Path(env).expanduser()
+        folder = Path(env).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"KDLIB_DATA={env!r} is a file, not a folder: point it at the folder that holds "
+                                     "(or will hold) kdlib's data sets and zoo, or unset it.")
+        return folder
     repo_data = Path(__file__).resolve().parent.parent / "data"
     if (repo_data / "README.md").is_file():
         return repo_data
@@ -45,4 +52,10 @@ def fetch_if_missing(locate: Callable[[], object], fetch: Callable[[], Path], sa
         locate()
     except DataNotFoundError:
         print(saying)
-        print(f"  saved in {fetch()}")
+        try:
+            saved = fetch()
+        except PermissionError as err:
+            raise PermissionError(f"The data could not be saved: {err.filename or data_dir()} is not writable. Point "
+                                  f"KDLIB_DATA at a folder you can write to (now {data_dir()}), or have the data "
+                                  "fetched once into this one by someone who can.") from err
+        print(f"  saved in {saved}")

