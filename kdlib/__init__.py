@@ -86,6 +86,23 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(LAZY_SUBMODULES))
 
 
+class _Package(type(importlib)):
+    """``kdlib`` itself: ``kd.checks`` is always kdlib's own checks module (the graded cells call it)."""
+
+    def __setattr__(self, name, value):
+        import sys
+
+        if name == "checks" and value is not sys.modules.get(f"{__name__}.checks"):
+            raise AttributeError("kd.checks cannot be replaced: the graded checks are kdlib's own.")
+        super().__setattr__(name, value)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _Package
+del _sys
+
+
 __all__ = [
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger", "lm",
     "onpolicy", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "text", "widgets", "workers",

@@ -14,6 +14,8 @@ the lesson continues with kdlib's reference implementation.
 from __future__ import annotations
 
 import math
+import sys
+import types
 
 import torch
 
@@ -335,3 +337,27 @@ def check_capstone_entry(fn, data):
     print(f"✓ capstone entry: a working model, trained in {meter.seconds:.0f} s using {meter.joules / 3600:.3f} Wh "
           f"({meter.source.split(':')[0]}).")
     return model, meter
+
+
+class _SealedChecks(types.ModuleType):
+    """``kd.checks`` itself: its checks cannot be replaced or deleted by assignment.
+
+    nbgrader's locked test cells call ``kd.checks.check_x(...)`` in the student's own kernel, so an
+    answer cell that wrote ``kd.checks.check_x = lambda *a: None`` would otherwise score full marks.
+    (This closes the one-line route; a kernel that runs student code is never a sandbox: nbgrader
+    itself says it does not protect against malicious submissions.)
+    """
+
+    def __setattr__(self, name, value):
+        if name.startswith("check_") or name in ("CheckFailed",):
+            raise AttributeError(f"kd.checks.{name} cannot be replaced: the graded checks are kdlib's own. Write your "
+                                 "answer in the exercise's function instead.")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if name.startswith("check_") or name in ("CheckFailed",):
+            raise AttributeError(f"kd.checks.{name} cannot be deleted: the graded checks are kdlib's own.")
+        super().__delattr__(name)
+
+
+sys.modules[__name__].__class__ = _SealedChecks

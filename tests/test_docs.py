@@ -161,3 +161,23 @@ def test_private_uses_are_caught():
     assert private_uses("doctor", ast.parse("def f():\n    from . import text\n    return text._corpus"))
     assert private_uses("text", ast.parse("from .data import _finish"))
     assert not private_uses("doctor", ast.parse("from . import text\ntext.locate_corpus()\ntext.__name__"))
+
+
+def test_the_graded_checks_cannot_be_replaced_by_an_answer_cell():
+    import pytest
+
+    import kdlib as kd
+
+    real = kd.checks.check_kd_loss if hasattr(kd.checks, "check_kd_loss") else None
+    name = next(n for n in dir(kd.checks) if n.startswith("check_"))
+    with pytest.raises(AttributeError, match="cannot be replaced"):
+        setattr(kd.checks, name, lambda *a, **k: None)
+    with pytest.raises(AttributeError, match="cannot be deleted"):
+        delattr(kd.checks, name)
+    with pytest.raises(AttributeError, match="cannot be replaced"):
+        kd.checks = object()
+    with pytest.raises(AttributeError, match="cannot be replaced"):
+        kd.checks.CheckFailed = AssertionError
+    assert callable(getattr(kd.checks, name)) and (real is None or kd.checks.check_kd_loss is real)
+    kd.checks.helper_note = "other names stay writable"  # only the checks are sealed
+    del kd.checks.helper_note
