@@ -152,6 +152,16 @@ def check_kd_loss(fn) -> None:
     same = float(fn(t, t, y, 4.0, 1.0))
     if abs(same) > 1e-5:
         hints.append("with identical logits and alpha = 1 the loss must be 0")
+    student, teacher = s.clone().requires_grad_(True), t.clone().requires_grad_(True)
+    try:
+        fn(student, teacher, y, 4.0, 0.9).backward()
+    except Exception:  # noqa: BLE001 - a loss without gradients is a wrong answer, said in the hint
+        hints.append("return the loss as a tensor the student's gradients flow through (no .item() or numpy)")
+    else:
+        if teacher.grad is not None and float(teacher.grad.abs().sum()) > 0:
+            hints.append("detach the teacher's logits: no gradient may flow into the teacher")
+        if student.grad is None or float(student.grad.abs().sum()) == 0:
+            hints.append("the loss must depend on the student's logits")
     return _verdict("kd_loss", not hints, "; ".join(dict.fromkeys(hints)))
 
 
@@ -248,13 +258,21 @@ def check_break_even(fn) -> None:
     done, _ = _attempt(fn, 100.0, 1.0, 10.0, 2.0)
     if not done:
         return _not_done("break_even", "kd.ledger.break_even")
-    cases = [(100.0, 1.0, 10.0, 2.0), (5e6, 0.01, 2e5, 0.05), (1.0, 3.0, 2.0, 0.5)]
+    cases = [(100.0, 1.0, 10.0, 2.0), (5e6, 0.01, 2e5, 0.05), (1.0, 3.0, 2.0, 0.5),
+             (5.0, 1.0, 10.0, 2.0),      # A is never worse: 0 queries, not a negative count
+             (10.0, 2.0, 5.0, 2.0)]      # the same per-query cost, more upfront: never
     ok = True
     for case in cases:
-        want, got = break_even(*case), float(fn(*case))
+        want = break_even(*case)
+        try:
+            got = float(fn(*case))
+        except ArithmeticError:  # e.g. dividing by a per-query difference of zero
+            ok = False
+            continue
         ok &= (math.isinf(want) and math.isinf(got)) or math.isclose(got, want, rel_tol=1e-6)
     return _verdict("break_even", ok, "set the two totals upfront + q·per_query equal and solve for q; "
-                    "if A's per-query cost is not lower it never catches up (math.inf).")
+                    "if A's per-query cost is not lower it never catches up (math.inf); if A is never worse "
+                    "(cheaper upfront and per query) the answer is 0, not a negative count.")
 
 
 def check_separable_flops(fn) -> None:

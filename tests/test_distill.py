@@ -236,6 +236,46 @@ def test_check_kd_loss_verdicts(capsys):
         checks.check_kd_loss(unsolved)
 
 
+def _kd_no_detach(s, t, y, T, alpha):  # the right numbers, but gradients reach the teacher
+    soft = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction="batchmean", log_target=True)
+    return alpha * T * T * soft + (1 - alpha) * F.cross_entropy(s, y)
+
+
+#: Plausible wrong answers to the KD-loss exercise, each of which its check must reject.
+WRONG_KD_LOSSES = {
+    "no T²": lambda s, t, y, T, a: a * F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1),
+                                                 reduction="batchmean") + (1 - a) * F.cross_entropy(s, y),
+    "mean instead of batchmean": lambda s, t, y, T, a: a * T * T * F.kl_div(
+        F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="mean") + (1 - a) * F.cross_entropy(s, y),
+    "alpha on the wrong term": lambda s, t, y, T, a: (1 - a) * T * T * F.kl_div(
+        F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean") + a * F.cross_entropy(s, y),
+    "KL the wrong way round": lambda s, t, y, T, a: a * T * T * F.kl_div(
+        F.log_softmax(t / T, -1), F.softmax(s / T, -1), reduction="batchmean") + (1 - a) * F.cross_entropy(s, y),
+    "teacher not detached": _kd_no_detach,
+    "a float, not a tensor": lambda s, t, y, T, a: float(distill.kd_loss(s, t, y, T, a)),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_KD_LOSSES))
+def test_check_kd_loss_rejects_each_plausible_wrong_answer(name):
+    with pytest.raises(checks.CheckFailed):
+        checks.check_kd_loss(WRONG_KD_LOSSES[name])
+
+
+#: Plausible wrong answers to the break-even exercise.
+WRONG_BREAK_EVENS = {
+    "the bare formula": lambda ua, qa, ub, qb: (ua - ub) / (qb - qa),
+    "never-worse gives a negative count": lambda ua, qa, ub, qb: math.inf if qa >= qb else (ua - ub) / (qb - qa),
+    "equal per-query costs divide by zero": lambda ua, qa, ub, qb: 0.0 if ua <= ub and qa <= qb else (ua - ub) / (qb - qa),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_BREAK_EVENS))
+def test_check_break_even_rejects_each_plausible_wrong_answer(name):
+    with pytest.raises(checks.CheckFailed):
+        checks.check_break_even(WRONG_BREAK_EVENS[name])
+
+
 def test_other_checks_accept_the_reference(capsys):
     assert checks.check_softmax_t(distill.softmax_t) is None
     assert checks.check_matmul_flops(lambda n, m, k: 2 * n * m * k) is None

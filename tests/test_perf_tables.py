@@ -23,4 +23,6 @@ def test_mean_std_and_table():
     t = tables.Table([{"a": 1, "b": 0.5}, {"a": 20000, "b": None}], "title")
     text = str(t)
     assert "title" in text and "20,000" in text
-    assert "<table>" in t._repr_html_() and "<caption>title</caption>" in t._repr_html_()
+    page = t._repr_html_()
+    assert page.startswith("<table") and ">title</caption>" in page
+    assert "padding:" in page and "white-space:nowrap" in page  # cells never run together, "a ± b" never wraps

@@ -1,4 +1,4 @@
-"""kdlib's command line: ``python -m kdlib doctor | data fetch | data verify | course build | course run | book | bench``."""
+"""kdlib's command line: python -m kdlib doctor | data fetch | data verify | course build | course run | book | bench."""
 from __future__ import annotations
 
 import argparse
