@@ -91,7 +91,7 @@ REALS = {
                                                    torch.zeros(1, 1, dtype=torch.long), 2, temperature=v),
                              "temperature must be a finite number ≥ 0"),
     "NGramLM.generate temperature": (lambda v: _fitted_ngram().generate([], 2, temperature=v),
-                                     "temperature .*must be a finite number > 0"),
+                                     "temperature .*must be a finite number ≥ 0"),
     "label_smoothing epsilon": (lambda v: teacherfree.label_smoothing(v), r"epsilon must be a finite number in \[0, 1\)"),
     "mlp dropout": (lambda v: kd.mlp(4, (2,), 2, dropout=v), r"dropout must be a finite number in \[0, 1\)"),
     "prune amount": (lambda v: compress.prune_and_finetune(kd.mlp(4, (2,), 2), v, (X, X)),

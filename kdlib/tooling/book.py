@@ -189,12 +189,12 @@ def full_size_available(source: Path, root: Path = ROOT) -> bool:
     Success is read from the run folder's record (:data:`kdlib.tooling.runner.RUNS_FILE`, else the
     summary's table): a notebook that failed, or that the record does not list, makes the run incomplete.
     """
-    from .runner import RUNS_FILE, _load
+    from .runner import RUNS_FILE, load_json
 
     wanted = [p.name for p in (root / "solutions").glob("*.ipynb")]
     if not (source / "summary.md").is_file() or not all((source / n).is_file() for n in wanted):
         return False
-    runs = _load(source / RUNS_FILE)
+    runs = load_json(source / RUNS_FILE)
     if runs:
         return all(runs.get(n, {}).get("status") == "ok" for n in wanted)
     statuses = {line.split("|")[1].strip(): line.split("|")[3].strip()

@@ -149,7 +149,7 @@ def summary(runs: Iterable[NotebookRun], smoke: bool, results: Mapping[str, Mapp
     return "\n".join(lines) + "\n"
 
 
-def _load(path: Path) -> dict:
+def load_json(path: Path) -> dict:
     """A JSON object from ``path``; empty when there is none or it is half-written."""
     try:
         value = json.loads(path.read_text()) if path.exists() else {}
@@ -175,13 +175,13 @@ class _Folder:
 
     @classmethod
     def open(cls, out: Path, smoke: bool) -> "_Folder":
-        runs = _load(out / RUNS_FILE)
+        runs = load_json(out / RUNS_FILE)
         sizes = {entry.get("smoke") for entry in runs.values()}
         if runs and sizes != {smoke}:
             raise ValueError(f"{out} holds a {'smoke' if not smoke else 'full'}-size run; run the "
                              f"{'smoke' if smoke else 'full'} size into another folder (--out), so neither overwrites "
                              "the other.")
-        return cls(out, smoke, runs, _load(out / "results.json"))
+        return cls(out, smoke, runs, load_json(out / "results.json"))
 
     def publish(self, runs: list[NotebookRun], new_results: Path | None) -> None:
         """Write ``runs.json``, ``results.json`` and ``summary.md``: this run's notebooks over the earlier ones."""
@@ -192,7 +192,7 @@ class _Folder:
         _write_atomic(self.out / RUNS_FILE, json.dumps(merged, indent=2))
         ran = {Path(name).stem for name in fresh}
         results = {k: v for k, v in self.results.items() if k not in ran}
-        results.update(_load(new_results) if new_results else {})
+        results.update(load_json(new_results) if new_results else {})
         if new_results:
             _write_atomic(self.out / "results.json", json.dumps(results, indent=2, default=str))
         rows = [NotebookRun(Path(name), entry["status"] + ("" if name in fresh else f"{EARLIER}, {entry.get('when', '?')}"),
