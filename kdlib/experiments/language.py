@@ -232,10 +232,7 @@ class LMTransfer:
 
     def dense(self):
         """The teacher's full logits (float16), rebuilt from the cached top-k with k = vocabulary."""
-        import torch
-
-        values, ids = self.topk()
-        return torch.empty(values.shape, dtype=values.dtype, device=values.device).scatter_(-1, ids.long(), values)
+        return dense_from_topk(*self.topk())
 
     def generated(self, temperature: float = 1.0, seed: int = 0, batch: int = 1024):
         """``(X, y)`` windows of the teacher's own text: one real first character each, the rest sampled."""
@@ -259,17 +256,20 @@ class LMTransfer:
         return self._generated
 
 
+def dense_from_topk(values, ids):
+    """Full logits from a top-k cache whose k is the whole vocabulary: each value scattered back to its id."""
+    import torch
+
+    return torch.empty(values.shape, dtype=values.dtype, device=values.device).scatter_(-1, ids.long(), values)
+
+
 def all_windows_sampled(teacher, data, k: int):
     """``k`` draws per position from the teacher (T = 1) at every training window, as :meth:`LMTransfer.sampled`
     makes them for a transfer set: float16 logits, one seeded generator (:data:`LMTransfer.DRAW_SEED`)."""
-    import torch
-
     from ..distill import topk_logits
     from ..sparse import sample_ids
 
-    values, ids = topk_logits(teacher, data.X_train, data.vocab_size)
-    dense = torch.empty(values.shape, dtype=values.dtype, device=values.device).scatter_(-1, ids.long(), values)
-    del values, ids
+    dense = dense_from_topk(*topk_logits(teacher, data.X_train, data.vocab_size))
     return sample_ids(dense, k, seed=LMTransfer.DRAW_SEED)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,7 @@ def lm_comparison(steps: int = 150) -> dict:
     from ..models import flops_per_example
     from ..perf import achieved_gflops, matmul_gflops
     from ..experiments import build_lm, lm_teacher
+    from ..experiments.language import dense_from_topk
     from ..train import fit
 
     data = kdata.load("shakespeare", context=64)
@@ -235,7 +237,7 @@ def lm_comparison(steps: int = 150) -> dict:
     n = min(steps * 32, len(data.X_train))
     X, y = data.X_train[:n], data.y_train[:n]
     values, ids = topk_logits(teacher, X, data.vocab_size)
-    dense = torch.empty_like(values).scatter_(-1, ids.long(), values)
+    dense = dense_from_topk(values, ids)
     ways = {"scratch": ((X, y), None),
             "kd_top8": ((X, y, values[..., :8], ids[..., :8]), KDCriterion(1.0, 1.0, signal=SparseLogits())),
             "kd_bucket8": ((X, y, values[..., :8], ids[..., :8], log_normaliser(values)),
@@ -366,27 +368,33 @@ def parallel_comparison(runs: int = 4, steps: int = 150, size: str = "40k") -> d
             "one thread, serial": lambda jobs: workers.train_in_parallel(jobs, workers=1, quiet=True),
             "workers": lambda jobs: workers.train_in_parallel(jobs, quiet=True)}
     seconds, cpu, digests = {}, {}, {}
-    previous = os.environ.get("KDLIB_DATA")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["KDLIB_DATA"] = tmp  # data is loaded already; the runs' zoo lives here
-        try:
-            for way, run_all in ways.items():
-                with use_threads(threads):
-                    start_cpu, start = _cpu_seconds(), time.perf_counter()
-                    entries = run_all([lambda seed=seed, way=way: job(seed, way) for seed in range(runs)])
-                    seconds[way], cpu[way] = time.perf_counter() - start, _cpu_seconds() - start_cpu
-                digests[way] = [e.digest for e in entries]
-        finally:
-            if previous is None:
-                os.environ.pop("KDLIB_DATA", None)
-            else:
-                os.environ["KDLIB_DATA"] = previous
+    with tempfile.TemporaryDirectory() as tmp, _environ("KDLIB_DATA", tmp):  # data is loaded; the runs' zoo is here
+        for way, run_all in ways.items():
+            with use_threads(threads):
+                start_cpu, start = _cpu_seconds(), time.perf_counter()
+                entries = run_all([lambda seed=seed, way=way: job(seed, way) for seed in range(runs)])
+                seconds[way], cpu[way] = time.perf_counter() - start, _cpu_seconds() - start_cpu
+            digests[way] = [e.digest for e in entries]
     base = seconds["one process"]
     return {"runs": runs, "steps": steps, "size": size, "threads": threads, "plan": plan.reason,
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
             "throughput_vs_one_process": {k: round(base / v, 2) for k, v in seconds.items()},
             "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
             "identical": digests["workers"] == digests["one thread, serial"]}
+
+
+@contextmanager
+def _environ(name: str, value: str):
+    """The block with the environment variable ``name`` set to ``value`` (workers forked in it inherit it)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _cpu_seconds() -> float:
@@ -424,9 +432,7 @@ def thread_policy_comparison(length: int = 200) -> dict:
     default, policy = torch.get_num_threads(), thread_policy()
 
     def chars_per_second(n: int) -> float:
-        previous = os.environ.get(WRITING_THREADS_ENV)
-        os.environ[WRITING_THREADS_ENV] = str(n)  # generate() applies the writing count itself
-        try:
+        with _environ(WRITING_THREADS_ENV, str(n)):  # generate() applies the writing count itself
             generate(writer, prompt, 5)
             best = 0.0
             for _ in range(3):
@@ -434,11 +440,6 @@ def thread_policy_comparison(length: int = 200) -> dict:
                 generate(writer, prompt, length, seed=0)
                 best = max(best, length / (time.perf_counter() - start))
             return round(best, 1)
-        finally:
-            if previous is None:
-                os.environ.pop(WRITING_THREADS_ENV, None)
-            else:
-                os.environ[WRITING_THREADS_ENV] = previous
 
     def query_us(n: int) -> float:
         with use_threads(n):
