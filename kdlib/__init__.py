@@ -11,6 +11,7 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``fashion_mnist`` Fashion-MNIST's four files: found, fetched, checksum-verified, loaded
 ``bundled``    the data sets that need no files: scikit-learn's digits, MNIST-1D generated
 ``text``       the Shakespeare corpus as characters, split by work, in windows
+``bible``      the King James Bible as characters in Shakespeare's vocabulary, split by book (lesson 10)
 ``lm``         a small causal character transformer and sampling with a key/value cache (lesson 8)
 ``bpc``        bits per character on running text, sliding windows: one scorer for transformers and n-grams
 ``ngram``      a counted character n-gram model, Kneser–Ney or Witten–Bell (lesson 9)
@@ -24,7 +25,8 @@ with small models that never needed a giant.  Each module owns one responsibilit
 ``sparse``     a teacher's distribution in a few numbers: top-k plus a bucket, sampled-k; bytes per position
 ``perf``       measured matmul peak and achieved GFLOP/s
 ``energy``     EnergyMeter: nvml / rapl counters, the labelled CPU-time estimate, energy per query
-``ledger``     the lifecycle-energy ledger by route and the break-even point
+``ledger``     the lifecycle-energy ledger by route, the break-even point, students per teacher
+``mistakes``   where a teacher is confidently wrong, and whether a student follows it there (lesson 10)
 ``grid``       CO2 from energy: grid intensity by region, kWh
 ``validate``   one checked-number helper, so every bad number gets the same clear error
 ``checks``     exercise checks that say right or wrong without giving the answer
@@ -68,7 +70,7 @@ __version__ = "0.1.0"
 #: load matplotlib, ipywidgets, torchvision or the course's experiments before they are needed.
 LAZY_SUBMODULES = (
     "augment", "bpc", "capstone", "checks", "compress", "distill", "doctor", "energy", "experiments", "grid", "ledger",
-    "lm", "onpolicy", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets",
+    "lm", "mistakes", "onpolicy", "perf", "plots", "shift", "sparse", "stats", "tables", "teacherfree", "validate", "widgets",
     "workers",
 )
 

@@ -98,6 +98,20 @@ def _as_stream(tokens) -> torch.Tensor:
     return t.long()
 
 
+def _scored_windows(model, stream: torch.Tensor, plan: Layout, batch_size: int):
+    """Per batch of the plan's windows: log-probabilities ``(B, C, V)``, targets ``(B, C)`` and which are scored."""
+    device = next(model.parameters()).device
+    stream = stream.to(device)
+    offsets = torch.arange(plan.context + 1, device=device)
+    for i in range(0, len(plan.starts), batch_size):
+        starts = torch.as_tensor(plan.starts[i:i + batch_size], device=device)
+        first = torch.as_tensor(plan.first[i:i + batch_size], device=device)
+        win = stream[starts[:, None] + offsets]                        # (B, C + 1)
+        logp = F.log_softmax(model(win[:, :-1]).float(), -1)
+        keep = torch.arange(plan.context, device=device)[None] >= first[:, None]
+        yield logp, win[:, 1:], keep
+
+
 @torch.no_grad()
 def model_bits(model, tokens, *, stride: int | None = None, batch_size: int = 128) -> StreamScore:
     """Bits per character of a causal LM (``(B, T)`` ids → ``(B, T, V)`` logits) on a stream, sliding windows.
@@ -109,20 +123,13 @@ def model_bits(model, tokens, *, stride: int | None = None, batch_size: int = 12
     stream = _as_stream(tokens)
     plan = layout(len(stream), model.context, stride)
     device = next(model.parameters()).device
-    stream = stream.to(device)
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     spread = torch.zeros((), dtype=torch.float64, device=device)
-    offsets = torch.arange(plan.context + 1, device=device)
     try:
-        for i in range(0, len(plan.starts), batch_size):
-            starts = torch.as_tensor(plan.starts[i:i + batch_size], device=device)
-            first = torch.as_tensor(plan.first[i:i + batch_size], device=device)
-            win = stream[starts[:, None] + offsets]                        # (B, C + 1)
-            logp = F.log_softmax(model(win[:, :-1]).float(), -1)
-            picked = logp.gather(-1, win[:, 1:, None]).squeeze(-1)        # (B, C)
-            keep = torch.arange(plan.context, device=device)[None] >= first[:, None]
+        for logp, targets, keep in _scored_windows(model, stream, plan, batch_size):
+            picked = logp.gather(-1, targets[..., None]).squeeze(-1)        # (B, C)
             total -= picked[keep].double().sum()
             spread -= (logp.exp() * logp).sum(-1)[keep].double().sum()
     finally:
@@ -130,6 +137,31 @@ def model_bits(model, tokens, *, stride: int | None = None, batch_size: int = 12
     nats = lambda v: float(v) / plan.targets / math.log(2)
     return StreamScore(nats(total), plan.targets, plan.context, plan.stride, int(plan.context - plan.stride + 1),
                        nats(spread))
+
+
+@torch.no_grad()
+def position_probs(model, tokens, *, stride: int | None = None, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every scored target's next-character distribution, as :func:`model_bits` scores them: ``(probs, targets)``.
+
+    ``probs`` is ``(targets, V)`` float32 and ``targets`` the character ids, in stream order (the
+    stream's characters 1, 2, … each once), on the CPU — what lesson 10 compares position by position
+    (where the teacher is confidently wrong, and whether a student follows it there).
+    ``-probs[i, targets[i]].log2().mean()`` is :func:`model_bits`' bpc.
+
+    Introduced in lesson 10.
+    """
+    stream = _as_stream(tokens)
+    plan = layout(len(stream), model.context, stride)
+    was_training = model.training
+    model.eval()
+    probs, targets = [], []
+    try:
+        for logp, target, keep in _scored_windows(model, stream, plan, batch_size):
+            probs.append(logp[keep].exp().cpu())
+            targets.append(target[keep].cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(probs), torch.cat(targets)
 
 
 def ngram_bits(ngram, tokens, *, context: int, stride: int | None = None) -> StreamScore:

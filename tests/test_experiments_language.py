@@ -283,3 +283,51 @@ def test_budget_kd_distils_every_training_window_with_the_budget_recipe(tiny):
         experiments.lm_student(tiny, "40k", "budget_kd", 0, tr, epochs=2)
     with pytest.raises(ValueError, match="needs transfer"):
         experiments.lm_student(tiny, "40k", "budget_kd", 0, None, k=4, cache="sampled")
+
+
+def test_lesson10_controls_distil_from_the_ngram_and_smooth_the_labels(tiny):
+    teacher = experiments.lm_teacher(tiny, quiet=True).model
+    tr = experiments.LMTransfer(tiny, teacher)
+    scratch = experiments.lm_student(tiny, "20k", "scratch", 0, tr)
+    ngram = experiments.lm_student(tiny, "20k", "ngram_kd", 0, tr, alpha=0.5)
+    smooth = experiments.lm_student(tiny, "20k", "smooth", 0, tr, alpha=0.1)
+    assert len({scratch.digest, ngram.digest, smooth.digest}) == 3
+    assert ngram.meta["teacher_joules"] > 0 and ngram.meta["teacher_seconds"] > 0 and smooth.meta["teacher_joules"] == 0
+    # neither control reads the transformer teacher: another teacher's transfer set, the same windows, the same key
+    other = experiments.LMTransfer(tiny, _untrained_teacher(tiny, 1))
+    assert experiments.lm_student(tiny, "20k", "ngram_kd", 0, other, alpha=0.5).cached
+    soft = tr.ngram(**experiments.LMStudent.NGRAM_TEACHER)
+    assert soft.shape == (*tr.X.shape, tiny.vocab_size) and soft.dtype == torch.float16
+    assert torch.allclose(soft.float().exp().sum(-1), torch.ones(tr.X.shape), atol=2e-2)
+    config = experiments.LMStudent("20k", "ngram_kd", 0, alpha=0.5).config(tiny, {"transfer": tr})
+    assert config["ngram"] == {"order": 7, "smoothing": "kneser_ney"} and config["alpha"] == 0.5
+    with pytest.raises(ValueError, match="label smoothing"):
+        experiments.lm_student(tiny, "20k", "smooth", 0, tr, alpha=1.0)
+    with pytest.raises(ValueError, match="full distribution"):
+        experiments.lm_student(tiny, "20k", "ngram_kd", 0, tr, k=4)
+
+
+def test_adapted_models_name_their_start_and_teacher(tiny):
+    from dataclasses import replace
+
+    new = replace(tiny, name="bible", info={**tiny.info, "sha256": "new domain"})
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+    student = experiments.lm_student(tiny, "20k", "scratch", 0, experiments.LMTransfer(tiny, teacher.model))
+    tuned = experiments.adapted(new, "teacher", "finetune", 0, start=teacher, lr=1e-3)
+    fine = experiments.adapted(new, "20k", "finetune", 0, start=student, lr=1e-3)
+    again = experiments.adapted(new, "20k", "distil", 0, start=student, teacher=tuned, lr=1e-3)
+    fresh = experiments.adapted(new, "20k", "fresh", 0, lr=1e-3)
+    assert len({tuned.digest, fine.digest, again.digest, fresh.digest, student.digest}) == 5
+    assert again.meta["teacher_joules"] > 0 and fine.meta["teacher_joules"] == 0
+    assert experiments.adapted(new, "20k", "finetune", 0, start=student, lr=1e-3).cached
+    spec = experiments.Adapted("20k", "finetune", 0)
+    assert spec.config(new, {"start": student})["start"] == student.digest
+    assert spec.key(new, {"start": student}) != spec.key(new, {"start": fresh})
+    with pytest.raises(ValueError, match="needs start"):
+        experiments.adapted(new, "20k", "finetune", 0)
+    with pytest.raises(ValueError, match="adapt the teacher with"):
+        experiments.Adapted("teacher", "distil")
+    with pytest.raises(ValueError, match="trained on kd.load"):
+        experiments.adapted(tiny, "20k", "fresh", 0)
+    with pytest.raises(ValueError, match="belong to the distil route"):
+        experiments.Adapted("20k", "fresh", alpha=0.9)

