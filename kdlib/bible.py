@@ -157,7 +157,7 @@ def split_books(lengths: dict[str, int], seed: int = 0, adapt_chars: int = ADAPT
 @lru_cache(maxsize=1)
 def _encoded(path: str, vocab: tuple[str, ...]) -> dict[str, np.ndarray]:
     books = read_books(Path(path))
-    return {book: text._encode(t, vocab).numpy() for book, t in books.items()}
+    return {book: text.encode_chars(t, vocab).numpy() for book, t in books.items()}
 
 
 def load_bible(*, context: int = 64, split_seed: int = 0, device=None, smoke: bool | None = None,

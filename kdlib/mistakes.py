@@ -37,7 +37,10 @@ class Mistakes:
 
 
 def confident_mistakes(teacher_probs: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) -> Mistakes:
-    """The positions where the teacher's top character has probability > ``threshold`` and is not the target."""
+    """The positions where the teacher's top character has probability > ``threshold`` and is not the target.
+
+    Introduced in lesson 10.
+    """
     threshold = finite_number(threshold, "threshold (a probability)")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold is a probability in [0, 1), got {threshold}.")
@@ -61,6 +64,8 @@ def inheritance(student_probs: torch.Tensor, teacher_probs: torch.Tensor, target
     teacher is confidently wrong; ``bpc_there``: the student's bits per character on the true
     characters of those positions; ``bpc``: its bits per character everywhere; ``loss_correlation``:
     Pearson's r between its per-position bits and the teacher's, over every position.
+
+    Introduced in lesson 10.
     """
     if student_probs.shape != teacher_probs.shape:
         raise ValueError(f"student and teacher distributions differ in shape: {tuple(student_probs.shape)} vs "

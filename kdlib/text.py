@@ -210,7 +210,8 @@ def offset_windows(tokens: torch.Tensor, context: int, passes: int, seed: int = 
     return torch.cat([X[:n] for X, _ in cuts]), torch.cat([y[:n] for _, y in cuts])
 
 
-def _encode(text: str, vocab: tuple[str, ...]) -> torch.Tensor:
+def encode_chars(text: str, vocab: tuple[str, ...]) -> torch.Tensor:
+    """The ids of ``text``'s characters in ``vocab`` (1-D int64); a character outside it is a ValueError naming it."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
     lut = np.full(max(map(ord, vocab)) + 1, -1, dtype=np.int64)
     lut[[ord(c) for c in vocab]] = np.arange(len(vocab))
@@ -242,7 +243,7 @@ class TextDataset(Dataset):
 
     def encode(self, text: str) -> torch.Tensor:
         """Character ids of ``text`` as a 1-D int64 tensor; ValueError names an unknown character."""
-        return _encode(text, self.classes)
+        return encode_chars(text, self.classes)
 
     def decode(self, ids) -> str:
         """The text of a 1-D tensor or list of character ids (integers: a float id is an error, not truncated)."""
@@ -276,7 +277,7 @@ def _corpus(folder: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     works = read_corpus(Path(folder))
     blob = "".join(works.values())
     vocab = tuple(map(chr, np.flatnonzero(np.bincount(np.frombuffer(blob.encode("utf-32-le"), "<u4")))))
-    ids = _encode(blob, vocab).numpy()
+    ids = encode_chars(blob, vocab).numpy()
     ends = np.cumsum([len(text) for text in works.values()])[:-1]
     return dict(zip(works, np.split(ids, ends))), vocab
 

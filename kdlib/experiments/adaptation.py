@@ -36,10 +36,7 @@ ADAPT_LRS = (3e-4, 1e-3, 3e-3)
 
 
 def adapt_passes() -> int:
-    """Passes over the adaptation set: 4 (about 290 steps of 32 windows; 1 in the smoke size).
-
-    Introduced in lesson 10.
-    """
+    """Passes over the adaptation set: 4 (about 290 steps of 32 windows; 1 in the smoke size)."""
     return sized(4, 1)
 
 
