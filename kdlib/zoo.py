@@ -115,14 +115,23 @@ def save_atomic(obj, path: Path) -> None:
 
     Stale temporary files of earlier, killed saves in the same folder are removed first.
     """
-    path = Path(path)
+    _write_atomic(Path(path), lambda handle: torch.save(obj, handle))
+
+
+def save_json(obj, path: Path) -> None:
+    """``obj`` as JSON (sorted keys) at ``path``, written like :func:`save_atomic`: a temporary file, then a rename."""
+    text = json.dumps(obj, sort_keys=True, allow_nan=False).encode()
+    _write_atomic(Path(path), lambda handle: handle.write(text))
+
+
+def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file follows the umask like any other
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

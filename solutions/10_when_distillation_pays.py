@@ -256,8 +256,9 @@ def scratch_flops_to_reach(size, target):
 
 
 def fmt_n(n, how):
-    text = "never" if math.isinf(n) else f"{n:,.0f}"
-    return text + (" (or fewer)" if how.startswith("beyond") and not math.isinf(n) else "")
+    if how.startswith("beyond"):  # scratch needs more than its longest run: the saving, and so N, is unknown
+        return "unknown (scratch never got there)"
+    return "never" if math.isinf(n) else f"{n:,.0f}"
 
 
 pay_rows = []
@@ -476,14 +477,17 @@ print(f"n-gram: λ = {LAMBDA} chosen on the validation books from {LAMBDAS}")
 # %%
 ngram_phases = {r.name: r for r in meter.results if r.name in ("Shakespeare 7-gram", "n-gram, interpolated", "n-gram λ search")}
 ngram_adapt = [ngram_phases["n-gram, interpolated"], ngram_phases["n-gram λ search"]]
-teacher_J, cache_J = tm["energy_joules"], transfer.costs["teacher top-k logits"]["joules"]
+teacher_J = tm["energy_joules"]
 
 
 def start_J(start, i):
-    """What the i-th Shakespeare student of ``start`` cost to make, with its share of the teacher where it had one."""
+    """What the i-th Shakespeare student of ``start`` cost to make: its training, and for a distilled one the
+    teacher's training and the cache it read (``teacher_joules``, as measured when it was made), all of it
+    charged to this one student."""
     if start is None:
         return 0.0
-    return starts[start][i].meta["energy_joules"] + (teacher_J + cache_J if start == "distilled" else 0.0)
+    made = starts[start][i].meta
+    return made["energy_joules"] + (teacher_J + made["teacher_joules"] if start == "distilled" else 0.0)
 
 
 def upstream(name, i):
@@ -499,34 +503,40 @@ before = {"teacher, fine-tuned": bible_bpc(teacher_entry),
           "distilled student, distilled again": statistics.fmean(bible_bpc(e) for e in starts["distilled"]),
           "scratch student, fine-tuned": statistics.fmean(bible_bpc(e) for e in starts["scratch"])}
 adapt_rows = []
+def spread_or_one(values):
+    return kd.tables.mean_std(values, scale=1, digits=3) if len(values) > 1 else f"{values[0]:.3f} (one run)"
+
+
 for name, entries in adapted.items():
     own = [e.meta["energy_joules"] + e.meta["teacher_joules"] for e in entries]
     adapt_rows.append({"route": name, "lr": lrs[name],
                        "Bible bpc before": round(before[name], 3) if name in before else "—",
-                       "Bible test bpc": kd.tables.mean_std([bible_bpc(e) for e in entries], scale=1, digits=3),
-                       "Shakespeare bpc after": kd.tables.mean_std([test_bpc(e) for e in entries], scale=1, digits=3),
+                       "Bible test bpc": spread_or_one([bible_bpc(e) for e in entries]),
+                       "Shakespeare bpc after": spread_or_one([test_bpc(e) for e in entries]),
                        "adapt J": round(statistics.fmean(own)),
-                       "lr search J": round(sum(e.meta["energy_joules"] + e.meta["teacher_joules"] for e in tuning[name])),
+                       "lr search J (3 runs)": round(sum(e.meta["energy_joules"] + e.meta["teacher_joules"] for e in tuning[name])),
                        "lifecycle Wh": round(statistics.fmean(upstream(name, i) + own[i] for i in range(len(entries))) / 3600, 3),
                        "adapt s": round(statistics.fmean(e.meta["train_seconds"] for e in entries), 1)})
 adapt_rows.append({"route": "n-gram, interpolated", "lr": f"λ = {LAMBDA}", "Bible bpc before": round(ngram_scores["before"], 3),
                    "Bible test bpc": f"{ngram_scores['bible']:.3f}", "Shakespeare bpc after": f"{ngram_scores['shakespeare']:.3f}",
-                   "adapt J": round(sum(r.joules for r in ngram_adapt), 1), "lr search J": "(the λ search: in adapt J)",
+                   "adapt J": round(sum(r.joules for r in ngram_adapt), 1), "lr search J (3 runs)": "(the λ search: in adapt J)",
                    "lifecycle Wh": round(sum(r.joules for r in ngram_phases.values()) / 3600, 4),
                    "adapt s": round(sum(r.seconds for r in ngram_adapt), 1)})
 kd.tables.Table(adapt_rows, f"Adapted to the Bible on {bible.info['characters']['train']:,} characters · "
-                f"{len(SEEDS)} seeds · energy: {adapted['new text alone'][0].meta['energy_source']}")
+                f"{len(SEEDS)} seeds (the adapted teacher: one run) · lifecycle charges one student with the whole "
+                f"teacher · energy: {adapted['new text alone'][0].meta['energy_source']}")
 
 # %%
-fig, ax = plt.subplots(figsize=(7.5, 4.5))
-for row in adapt_rows:
+fig, ax = plt.subplots(figsize=(8, 4.8))
+for row, marker in zip(adapt_rows, "osD^vP"):
     bits = [bible_bpc(e) for e in adapted[row["route"]]] if row["route"] in adapted else [ngram_scores["bible"]]
     after = [test_bpc(e) for e in adapted[row["route"]]] if row["route"] in adapted else [ngram_scores["shakespeare"]]
-    ax.scatter(statistics.fmean(bits), statistics.fmean(after), s=40)
-    ax.annotate(row["route"], (statistics.fmean(bits), statistics.fmean(after)), xytext=(5, 3), textcoords="offset points",
-                fontsize=8)
+    ax.errorbar(statistics.fmean(bits), statistics.fmean(after), xerr=kd.stats.spread(bits) if len(bits) > 1 else 0,
+                yerr=kd.stats.spread(after) if len(after) > 1 else 0, marker=marker, ms=7, capsize=3, ls="none",
+                label=row["route"])
 ax.set(xlabel="Bible test bpc (lower: learnt the new domain)", ylabel="Shakespeare test bpc after (lower: forgot less)",
-       title="Adapting to a new domain: what each route learnt and what it kept")
+       title="Adapting to a new domain: what each route learnt and what it kept (± seed spread)")
+ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
@@ -543,12 +553,19 @@ def mean_bits(entries, score=test_bpc):
     return statistics.fmean(score(e) for e in entries)
 
 
-peak = {size: max(PASSES, key=lambda e: test_bpc(grid[size, "scratch", e]) - test_bpc(grid[size, "distilled", e]))
-        for size in SIZES}
-last = {size: test_bpc(grid[size, "scratch", PASSES[-1]]) - test_bpc(grid[size, "distilled", PASSES[-1]]) for size in SIZES}
+def gain_at(size, e):
+    return test_bpc(grid[size, "scratch", e]) - test_bpc(grid[size, "distilled", e])
+
+
+peak = {size: max(PASSES, key=lambda e: gain_at(size, e)) for size in SIZES}
+last = {size: gain_at(size, PASSES[-1]) for size in SIZES}
+by_length = "; ".join(f"{s} " + " / ".join(f"{gain_at(s, e):+.3f}" for e in PASSES) for s in SIZES)
+knowledge = kd.stats.compare(control_bits["KD from the 7-gram"], control_bits["KD from the teacher"], higher_is_better=False)
+passes = lambda e: f"{e} pass{'es' if e > 1 else ''}"  # noqa: E731
 pays = {row["student"] + f" × {row['passes']}": row["N (train the teacher too)"] for row in pay_rows}
-cheap = [f"{r['student']} at {r['passes']} passes ({r['N (teacher exists: pay the cache)']})" for r in pay_rows
+cheap = [f"{r['student']} at {passes(r['passes'])} ({r['N (teacher exists: pay the cache)']})" for r in pay_rows
          if r["N (teacher exists: pay the cache)"] != "never"]
+beyond = [f"{r['student']} at {passes(r['passes'])}" for r in pay_rows if r["read"].startswith("beyond")]
 copy = {key: kd.stats.compare([f[key] for f in follow["scratch"]], [f[key] for f in follow["distilled"]])
         for key in MEASURES}
 bible_mean = {name: mean_bits(entries, bible_bpc) for name, entries in adapted.items()}
@@ -565,16 +582,22 @@ kd.experiments.record("lesson 10 Bible test bpc by route", ", ".join(f"{n}: {v:.
 
 Markdown(f"""
 * **When distillation pays (critique 1).** On the student's own compute, the gain of distillation over labels alone
-  is largest at {', '.join(f'{s}: {peak[s]} passes' for s in SIZES)}, and at the longest run ({PASSES[-1]} passes) it is
-  {', '.join(f'{s} {last[s]:+.3f}' for s in SIZES)} bits. With every seed at {SEEDED} passes: {'; '.join(f'{s} {gains[s].describe(3, "bpc")}' for s in SIZES)}.
+  (seed 0, at {' / '.join(passes(e) for e in PASSES)}) is {by_length} bits: it is largest at
+  {', '.join(f'{s}: {passes(peak[s])}' for s in SIZES)} and {'small or gone' if max(abs(v) for v in last.values()) < 0.05 else 'still there'}
+  at the longest run. With every seed at {passes(SEEDED)}, paired: {'; '.join(f'{s} {gains[s].describe(3, "bpc")}' for s in SIZES)}.
   Charging the cache ({CACHE_FLOPS:.1e} FLOPs) and the teacher's training ({TEACHER_FLOPS:.1e}) moves every distilled point
   right by far more than any student's own training ({min(student_flops(grid[s, 'distilled', PASSES[0]], s) for s in SIZES):.1e} …
   {max(student_flops(grid[s, 'distilled', PASSES[-1]], s) for s in SIZES):.1e}): with a teacher to train, the students
   needed before distillation is repaid are {', '.join(f'{k}: {v}' for k, v in pays.items())}. Where the teacher exists
-  anyway (only its cache to pay), distillation pays for {', '.join(cheap) if cheap else 'none of the grid'}.
+  anyway (only its cache to pay), distillation pays for {', '.join(cheap) if cheap else 'none of the grid'}{
+  ('; ' + ', '.join(beyond) + ': better than any scratch run measured, so how many is unknown') if beyond else ''}.
 * **Soft targets or knowledge?** 40k at {SEEDED} passes: labels only {statistics.fmean(control_bits['labels only']):.3f},
   label smoothing (ε = {EPS}) {statistics.fmean(control_bits['label smoothing']):.3f}, KD from the 7-gram
   {statistics.fmean(control_bits['KD from the 7-gram']):.3f}, KD from the teacher {statistics.fmean(control_bits['KD from the teacher']):.3f}.
+  The teacher's soft labels against the 7-gram's: {knowledge.describe(3, 'bpc')}. At this length, a 40k student gains
+  {'as much from counted 7-gram statistics as from the 0.8M-parameter teacher' if not (knowledge.real or knowledge.worse) else 'more from the teacher than from the 7-gram' if knowledge.real else 'more from the 7-gram than from the teacher'},
+  and {'loses' if statistics.fmean(control_bits['label smoothing']) > statistics.fmean(control_bits['labels only']) else 'gains'}
+  with uniform soft targets: what helps is the *content* of the soft labels, which here an n-gram supplies too.
 * **Copying the teacher (critique 2).** The teacher is confidently wrong at {100 * mistakes.share:.1f} % of the test characters.
   There the distilled 115k student gives the teacher's wrong guess p = {statistics.fmean(f['p_on_teacher_guess'] for f in follow['distilled']):.3f}
   against {statistics.fmean(f['p_on_teacher_guess'] for f in follow['scratch']):.3f} from scratch ({copy['p_on_teacher_guess'].describe(3)}),
@@ -584,7 +607,10 @@ Markdown(f"""
   r = {statistics.fmean(f['loss_correlation'] for f in follow['distilled']):.3f} (scratch {statistics.fmean(f['loss_correlation'] for f in follow['scratch']):.3f}).
 * **A new domain (critique 3).** On the held-out books, after adapting on {bible.info['characters']['train']:,} characters:
   {', '.join(f'{n} {v:.3f}' for n, v in bible_mean.items())}, and the interpolated n-gram {ngram_scores['bible']:.3f}
-  (the best neural route: {best_bible}). On Shakespeare afterwards: {', '.join(f'{n} {mean_bits(e):.3f}' for n, e in adapted.items())}
+  (the best neural route: {best_bible}). Distilling again from the adapted teacher gives the distilled student
+  {bible_mean['distilled student, fine-tuned'] - bible_mean['distilled student, distilled again']:+.3f} bits over fine-tuning it directly,
+  and the distilled student fine-tuned is {bible_mean['scratch student, fine-tuned'] - bible_mean['distilled student, fine-tuned']:+.3f} bits
+  ahead of the scratch one fine-tuned the same way. On Shakespeare afterwards: {', '.join(f'{n} {mean_bits(e):.3f}' for n, e in adapted.items())}
   (before adapting: teacher {tm['test_bpc']:.3f}, the 40k students {mean_bits(starts['distilled']):.3f} distilled and
   {mean_bits(starts['scratch']):.3f} scratch).
 """)

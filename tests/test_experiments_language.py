@@ -1,4 +1,5 @@
 """The lesson 8/9 recipes on a tiny synthetic corpus: teacher cache, transfer set, students by route."""
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -331,3 +332,38 @@ def test_adapted_models_name_their_start_and_teacher(tiny):
         experiments.adapted(tiny, "20k", "fresh", 0)
     with pytest.raises(ValueError, match="belong to the distil route"):
         experiments.Adapted("20k", "fresh", alpha=0.9)
+
+
+def test_fair_scores_are_kept_beside_the_checkpoint_and_read_back(tiny, monkeypatch):
+    from kdlib.experiments import language
+
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+    first = experiments.fair_scores(teacher, tiny)
+    saved = json.loads(teacher.path.with_suffix(".scores.json").read_text())
+    (key, scores), = saved.items()
+    assert key.startswith(teacher.digest) and scores == first
+    language._FAIR.clear()
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the saved scores must be read, not computed again")
+
+    monkeypatch.setattr("kdlib.bpc.model_bits", no_scoring)
+    assert experiments.fair_scores(teacher, tiny) == first
+    language._FAIR.clear()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)  # another thread count: scored again, kept beside
+    with pytest.raises(AssertionError, match="read, not computed"):
+        experiments.fair_scores(teacher, tiny)
+
+
+def test_fair_scores_in_a_read_only_zoo_stay_in_the_session(tiny, monkeypatch):
+    from kdlib.experiments import language
+
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only zoo")
+
+    monkeypatch.setattr(zoo, "save_json", read_only)
+    language._FAIR.clear()
+    assert experiments.fair_scores(teacher, tiny)["test_bpc"] > 0
+    assert not teacher.path.with_suffix(".scores.json").exists()

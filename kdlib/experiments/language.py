@@ -72,24 +72,58 @@ def lm_scores(model, data) -> dict:
 _FAIR: dict = {}
 
 
+def _scores_file(entry: Entry):
+    """Beside a zoo checkpoint, its fair scores: ``<name>-<key>.scores.json`` (one entry per data set and thread count)."""
+    return entry.path.with_suffix(".scores.json")
+
+
+def _saved_scores(entry: Entry) -> dict:
+    import json
+
+    try:
+        return json.loads(_scores_file(entry).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_scores(entry: Entry, saved: dict) -> None:
+    """Write the scores file atomically; a read-only (shared) zoo just keeps them in this session."""
+    from ..zoo import save_json
+
+    try:
+        save_json(saved, _scores_file(entry))
+    except OSError:
+        pass
+
+
 def fair_scores(entry: Entry, data) -> dict:
     """Bits per character of a zoo model on the validation and test plays with the one fair scorer (:mod:`kdlib.bpc`).
 
     Sliding windows, stride half a context: every character scored once with at least 33 characters
-    of history — the scorer every language-model route of lessons 8–9 is judged by (the n-gram with
+    of history — the scorer every language-model route of lessons 8–10 is judged by (the n-gram with
     :func:`kdlib.bpc.ngram_bits` on the same targets).  ``val_bpc``, ``test_bpc``, ``test_entropy``
     (the model's mean entropy there, bits) and ``calibration`` = entropy − bpc (negative: more sure
-    than right).  Computed once per model and data set in a session.
+    than right).  Computed once per model, data set and thread count, and kept beside the checkpoint
+    (``<checkpoint>.scores.json``, keyed by the weights' digest, the data set's checksum and size, the
+    context and torch's thread count — the last digits of a sum depend on it), so a later run reads
+    them instead of scoring again; a read-only zoo keeps them for the session only.
 
     Introduced in lesson 8.
     """
+    import torch
+
     from ..bpc import model_bits
 
-    key = (entry.digest, data.info.get("sha256"), len(data.tokens_test), data.context)
+    key = (entry.digest, data.info.get("sha256"), len(data.tokens_test), data.context, torch.get_num_threads())
     if key not in _FAIR:
-        val, test = (model_bits(entry.model, getattr(data, f"tokens_{s}")) for s in ("val", "test"))
-        _FAIR[key] = {"val_bpc": val.bpc, "test_bpc": test.bpc, "test_entropy": test.entropy,
-                      "calibration": test.entropy - test.bpc}
+        name = "|".join(map(str, key))
+        saved = _saved_scores(entry)
+        if name not in saved:
+            val, test = (model_bits(entry.model, getattr(data, f"tokens_{s}")) for s in ("val", "test"))
+            saved[name] = {"val_bpc": val.bpc, "test_bpc": test.bpc, "test_entropy": test.entropy,
+                           "calibration": test.entropy - test.bpc}
+            _save_scores(entry, saved)
+        _FAIR[key] = saved[name]
     return dict(_FAIR[key])
 
 
