@@ -109,12 +109,13 @@ class NGramLM:
         g = ctx * self.vocab_size + w
         i = np.minimum(np.searchsorted(keys, g), len(keys) - 1)
         c = np.where(seen & (keys[i] == g), counts[i], 0)
-        total, n_types = totals[j], types[j]
+        return np.where(seen, self._smoothed(c, totals[j], types[j], D, p), p)
+
+    def _smoothed(self, c, total, n_types, D, p):
+        """The level's formula (class docstring): counts ``c`` of ``h w``, ``c(h)``, ``N1+(h •)``, ``D_k``, ``P(w | h')``."""
         if self.smoothing == "kneser_ney":
-            lifted = (np.maximum(c - D, 0) + D * n_types * p) / total
-        else:
-            lifted = (c + n_types * p) / (total + n_types)
-        return np.where(seen, lifted, p)
+            return (np.maximum(c - D, 0) + D * n_types * p) / total
+        return (c + n_types * p) / (total + n_types)
 
     @property
     def num_ngrams(self) -> int:
@@ -199,12 +200,7 @@ class NGramLM:
         idx = np.repeat(lo, runs) + np.arange(runs.sum()) - np.repeat(np.cumsum(runs) - runs, runs)
         c = np.zeros_like(p)
         c[rows, keys[idx] % V] = counts[idx]
-        total, n_types = totals[j][:, None], types[j][:, None]
-        if self.smoothing == "kneser_ney":
-            lifted = (np.maximum(c - D, 0) + D * n_types * p) / total
-        else:
-            lifted = (c + n_types * p) / (total + n_types)
-        return np.where(seen[:, None], lifted, p)
+        return np.where(seen[:, None], self._smoothed(c, totals[j][:, None], types[j][:, None], D, p), p)
 
     def bits_per_char(self, tokens) -> float:
         """Mean ``−log2 P(t_i | context)`` over a stream: the cross-entropy in bits per character."""
