@@ -304,13 +304,13 @@ kd.tables.Table(pay_rows, "Students that must share one teacher before distillin
 # %%
 EPSILONS = (0.05, 0.1, 0.2)
 with meter.phase("controls"):
-    smooth_val = {eps: experiments.lm_student(data, "40k", "smooth", 0, transfer, alpha=eps, epochs=SEEDED)
+    smooth_val = {eps: experiments.lm_student(data, "40k", "smooth", 0, transfer, alpha=eps, epochs=SEEDED, quiet=False)
                   for eps in EPSILONS}
     EPS = min(EPSILONS, key=lambda eps: fair_scores(smooth_val[eps], data)["val_bpc"])
     controls = {
         "labels only": seeded["40k", "scratch"],
         "label smoothing": [smooth_val[EPS]] + [experiments.lm_student(data, "40k", "smooth", s, transfer, alpha=EPS,
-                                                                       epochs=SEEDED) for s in SEEDS[1:]],
+                                                                       epochs=SEEDED, quiet=False) for s in SEEDS[1:]],
         "KD from the 7-gram": [experiments.lm_student(data, "40k", "ngram_kd", s, transfer, epochs=SEEDED, quiet=False,
                                                       **CHOICE) for s in SEEDS],
         "KD from the teacher": seeded["40k", "distilled"],
@@ -431,7 +431,7 @@ def bible_bpc(entry):
 
 def chosen(size, route, seed=0, **inputs):
     """The route's learning rate chosen on the Bible's validation books (seed 0), with every run it took."""
-    tried = {lr: experiments.adapted(bible, size, route, seed, lr=lr, **inputs) for lr in experiments.ADAPT_LRS}
+    tried = {lr: experiments.adapted(bible, size, route, seed, lr=lr, quiet=False, **inputs) for lr in experiments.ADAPT_LRS}
     best = min(tried, key=lambda lr: fair_scores(tried[lr], bible)["val_bpc"])
     return best, tried
 
@@ -451,7 +451,7 @@ with meter.phase("adaptation"):
             return {**own, "teacher": adapted_teacher} if route == "distil" else own
         lrs[name], tried = chosen("40k", route, **inputs(0))
         tuning[name] = list(tried.values())
-        adapted[name] = [tried[lrs[name]]] + [experiments.adapted(bible, "40k", route, s, lr=lrs[name], **inputs(i))
+        adapted[name] = [tried[lrs[name]]] + [experiments.adapted(bible, "40k", route, s, lr=lrs[name], quiet=False, **inputs(i))
                                               for i, s in enumerate(SEEDS) if i > 0]
 
 # %%
