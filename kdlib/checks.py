@@ -389,8 +389,8 @@ def check_capstone_entry(fn, data):
 class _SealedChecks(types.ModuleType):
     """``kd.checks`` itself: its checks cannot be replaced or deleted by assignment.
 
-    nbgrader's locked test cells call ``kd.checks.check_x(...)`` in the student's own kernel, so an
-    answer cell that wrote ``kd.checks.check_x = lambda *a: None`` would otherwise score full marks.
+    nbgrader's locked test cells import and call ``check_x`` from here in the student's own kernel, so
+    an answer cell that wrote ``kd.checks.check_x = lambda *a: None`` would otherwise score full marks.
     (This closes the one-line route; a kernel that runs student code is never a sandbox: nbgrader
     itself says it does not protect against malicious submissions.)
     """

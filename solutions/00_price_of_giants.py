@@ -99,7 +99,8 @@ def queries_to_match(training_mwh, wh_per_query):
 
 
 # %%
-kd.checks.check_queries_to_match(queries_to_match)
+from kdlib.checks import check_queries_to_match
+check_queries_to_match(queries_to_match)
 
 # %% [markdown]
 # If your function is not finished yet, the next cell falls back to a reference version so the lesson
@@ -173,7 +174,8 @@ def matmul_flops(n, m, k):
 
 
 # %%
-kd.checks.check_matmul_flops(matmul_flops)
+from kdlib.checks import check_matmul_flops
+check_matmul_flops(matmul_flops)
 
 # %% [markdown]
 # Now measure: time square matrix products of growing size on kdlib's device and convert to GFLOP/s

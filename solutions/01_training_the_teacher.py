@@ -74,7 +74,8 @@ def conv_params(c_in, c_out, k):
 
 
 # %%
-kd.checks.check_conv_params(conv_params)
+from kdlib.checks import check_conv_params
+check_conv_params(conv_params)
 
 # %% [markdown]
 # Now the whole model. kdlib counts parameters, and FLOPs per image with PyTorch's own FLOP counter

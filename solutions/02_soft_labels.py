@@ -61,7 +61,8 @@ def softmax_t(logits, T):
 
 
 # %%
-kd.checks.check_softmax_t(softmax_t)
+from kdlib.checks import check_softmax_t
+check_softmax_t(softmax_t)
 
 # %% [markdown]
 # From here on the lesson uses kdlib's `kd.distill.softmax_t`, which is the same function (and is

@@ -72,7 +72,8 @@ def kd_loss(student_logits, teacher_logits, labels, T, alpha):
 
 
 # %%
-kd.checks.check_kd_loss(kd_loss)
+from kdlib.checks import check_kd_loss
+check_kd_loss(kd_loss)
 
 # %% [markdown]
 # The experiments below use kdlib's `kd.distill.kd_loss` (the same formula, plus support for unlabelled

@@ -76,7 +76,8 @@ def cpu_estimate(cpu_seconds, logical_cpus, watts):
 
 
 # %%
-kd.checks.check_cpu_estimate(cpu_estimate)
+from kdlib.checks import check_cpu_estimate
+check_cpu_estimate(cpu_estimate)
 
 # %% [markdown]
 # A meter should read almost nothing while the process sleeps and grow with work. Two phases inside
@@ -254,7 +255,8 @@ def break_even(upfront_a, per_query_a, upfront_b, per_query_b):
 
 
 # %%
-kd.checks.check_break_even(break_even)
+from kdlib.checks import check_break_even
+check_break_even(break_even)
 
 # %%
 distilled, wide, served_teacher, small = routes

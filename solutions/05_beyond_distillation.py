@@ -119,7 +119,8 @@ def separable(c_in, c_out):
 
 
 # %%
-kd.checks.check_separable_block(separable)
+from kdlib.checks import check_separable_block
+check_separable_block(separable)
 
 
 # %% [markdown]
@@ -137,7 +138,8 @@ def separable_flops(c_in, c_out, h, w):
 
 
 # %%
-kd.checks.check_separable_flops(separable_flops)
+from kdlib.checks import check_separable_flops
+check_separable_flops(separable_flops)
 
 # %%
 full = kd.flops_per_example(nn.Conv2d(32, 64, 3, padding=1, bias=False), (32, 14, 14))

@@ -97,7 +97,8 @@ def adjust_contrast(images, factor):
 
 
 # %%
-kd.checks.check_contrast(adjust_contrast)
+from kdlib.checks import check_contrast
+check_contrast(adjust_contrast)
 
 # %% [markdown]
 # Four models: the teacher; the distilled MLP-256 (lessons 3–4); the same MLP trained from scratch; and

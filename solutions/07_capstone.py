@@ -97,8 +97,9 @@ def train_entry(data):
 
 
 # %%
+from kdlib.checks import check_capstone_entry
 result = None  # stays None until the check passes: the check raises while the entry is missing or broken
-result = kd.checks.check_capstone_entry(train_entry, data)
+result = check_capstone_entry(train_entry, data)
 
 # %%
 if result is not None:

@@ -268,7 +268,8 @@ def sampled_kd_loss(student_logits, sampled_ids):
 
 
 # %%
-kd.checks.check_sampled_kd_loss(sampled_kd_loss)
+from kdlib.checks import check_sampled_kd_loss
+check_sampled_kd_loss(sampled_kd_loss)
 
 # %% [markdown]
 # The students below use kdlib's versions through `kd.distill.KDCriterion(T, alpha, signal=...)`:

@@ -85,7 +85,8 @@ def witten_bell(counts, lower):
 
 
 # %%
-kd.checks.check_witten_bell(witten_bell)
+from kdlib.checks import check_witten_bell
+check_witten_bell(witten_bell)
 
 # %% [markdown]
 # `kd.NGramLM` does the same at every order, recursively, with the counts of the whole training stream

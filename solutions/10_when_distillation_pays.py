@@ -131,7 +131,7 @@ with meter.phase("the grid, more seeds"):
 
 
 def test_bpc(entry):
-    return fair_scores(entry, data)["test_bpc"]
+    return fair_scores(entry, data, splits=("test",))["test_bpc"]  # no choice is made on these: no validation pass
 
 
 # %% [markdown]
@@ -250,7 +250,8 @@ def students_per_teacher(teacher_cost, distilled_cost, scratch_cost):
 
 
 # %%
-kd.checks.check_students_per_teacher(students_per_teacher)
+from kdlib.checks import check_students_per_teacher
+check_students_per_teacher(students_per_teacher)
 
 # %% [markdown]
 # The table uses kdlib's version (`kd.ledger.students_per_teacher`), so it does not depend on the exercise.
@@ -306,7 +307,7 @@ EPSILONS = (0.05, 0.1, 0.2)
 with meter.phase("controls"):
     smooth_val = {eps: experiments.lm_student(data, "40k", "smooth", 0, transfer, alpha=eps, epochs=SEEDED, quiet=False)
                   for eps in EPSILONS}
-    EPS = min(EPSILONS, key=lambda eps: fair_scores(smooth_val[eps], data)["val_bpc"])
+    EPS = min(EPSILONS, key=lambda eps: fair_scores(smooth_val[eps], data, splits=("val",))["val_bpc"])
     controls = {
         "labels only": seeded["40k", "scratch"],
         "label smoothing": [smooth_val[EPS]] + [experiments.lm_student(data, "40k", "smooth", s, transfer, alpha=EPS,
@@ -426,13 +427,13 @@ print("\n" + bible.decode(bible.tokens_val[:240]))
 
 # %%
 def bible_bpc(entry):
-    return fair_scores(entry, bible)["test_bpc"]
+    return fair_scores(entry, bible, splits=("test",))["test_bpc"]
 
 
 def chosen(size, route, seed=0, **inputs):
     """The route's learning rate chosen on the Bible's validation books (seed 0), with every run it took."""
     tried = {lr: experiments.adapted(bible, size, route, seed, lr=lr, quiet=False, **inputs) for lr in experiments.ADAPT_LRS}
-    best = min(tried, key=lambda lr: fair_scores(tried[lr], bible)["val_bpc"])
+    best = min(tried, key=lambda lr: fair_scores(tried[lr], bible, splits=("val",))["val_bpc"])
     return best, tried
 
 

@@ -259,3 +259,24 @@ def test_a_missing_source_fails_before_the_old_site_is_touched(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder of executed notebooks"):
         book.build(out, source=tmp_path / "nowhere")
     assert (out / "_build" / "html" / "index.html").read_text() == "the old site"
+
+
+@pytest.mark.parametrize("broken", ["json", "marker"])
+def test_a_broken_source_notebook_is_named_and_the_old_site_kept(tmp_path, broken):
+    from kdlib.tooling import NotebookError, cli
+
+    out, source = tmp_path / "book", tmp_path / "source"
+    (out / "_build" / "html").mkdir(parents=True)
+    (out / "_build" / "html" / "index.html").write_text("the old site")
+    source.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Fine")]), source / "01_fine.ipynb")
+    bad = source / "02_bad.ipynb"
+    if broken == "json":
+        bad.write_text('{"cells": [')
+    else:
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"{grading.BEGIN}\nx = 1")]), bad)
+    with pytest.raises(NotebookError, match="02_bad.ipynb") as caught:
+        book.build(out, source=source)
+    assert ("never closed" in str(caught.value)) == (broken == "marker")
+    assert (out / "_build" / "html" / "index.html").read_text() == "the old site"
+    assert cli.main(["book", "--source", str(source), "--out", str(out)]) == 1  # the command says so, no traceback

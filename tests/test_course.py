@@ -50,8 +50,9 @@ def test_every_exercise_is_followed_by_its_graded_check():
             answer = cell.metadata.get("nbgrader", {})
             assert answer.get("solution") is True and answer.get("grade") is False, f"{path.name}: run `make lessons`"
             assert answer["schema_version"] == grading.NBGRADER_SCHEMA
-            assert after is not None and after.source.lstrip().splitlines()[-1].startswith(("kd.checks.check_", "result = kd.checks")), \
-                f"{path.name}: exercise {answer['grade_id']} is not followed by its kd.checks cell"
+            name = f"check_{answer['grade_id']}"
+            assert after is not None and after.source.lstrip().startswith(f"from kdlib.checks import {name}\n"), \
+                f"{path.name}: exercise {answer['grade_id']} is not followed by a cell that imports and calls its check"
             test = after.metadata.get("nbgrader", {})
             assert test == {"grade": True, "grade_id": f"check_{answer['grade_id']}", "locked": True,
                             "points": grading.POINTS, "schema_version": 3, "solution": False, "task": False}
@@ -158,6 +159,33 @@ def test_generator_inside_a_function_keeps_the_cell_runnable():
     assert "return 2 * x" not in cell.source
     assert "    raise NotImplementedError()" in cell.source and cell.source.endswith("check(f)")
     assert "raises-exception" not in cell.metadata["tags"]
+
+
+def test_a_check_imported_in_its_own_cell_is_graded_and_a_bare_helper_call_is_not():
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+    check = "from kdlib.checks import check_double\ncheck_double(f)"
+    graded = grading.grade_cells(_nb(src, check), "t.ipynb")
+    assert graded.cells[1].metadata["nbgrader"]["grade_id"] == "check_double"
+    helper = grading.grade_cells(_nb(src, "check_double(f)"), "t.ipynb")  # not kdlib's check: nothing to grade
+    assert helper.cells[0].metadata["nbgrader"]["grade_id"] == "exercise_1" and "nbgrader" not in helper.cells[1].metadata
+
+
+def test_the_locked_check_cell_cannot_be_stood_in_for_by_rebinding_names():
+    """An answer cell that rebinds ``kd`` and ``check_x`` to fakes does not change what the check cell runs."""
+    import types
+
+    import pytest
+
+    from kdlib.checks import CheckFailed
+
+    kernel = {"types": types}
+    exec("import kdlib as kd\n"
+         "def queries_to_match(*args):\n    return -1\n"  # a wrong answer, and then the cheat:
+         "kd = types.SimpleNamespace(checks=types.SimpleNamespace(check_queries_to_match=lambda f: None))\n"
+         "check_queries_to_match = lambda f: None", kernel)
+    exec("kd.checks.check_queries_to_match(queries_to_match)", kernel)  # the old check cell: fooled
+    with pytest.raises(CheckFailed):
+        exec("from kdlib.checks import check_queries_to_match\ncheck_queries_to_match(queries_to_match)", kernel)
 
 
 def test_generator_moves_a_check_into_its_own_graded_cell():

@@ -367,3 +367,25 @@ def test_fair_scores_in_a_read_only_zoo_stay_in_the_session(tiny, monkeypatch):
     language._FAIR.clear()
     assert experiments.fair_scores(teacher, tiny)["test_bpc"] > 0
     assert not teacher.path.with_suffix(".scores.json").exists()
+
+
+def test_fair_scores_score_only_the_splits_asked_for_and_add_the_rest_later(tiny, monkeypatch):
+    from kdlib import bpc
+    from kdlib.experiments import language
+
+    teacher = experiments.lm_teacher(tiny, quiet=True)
+    language._FAIR.clear()
+    teacher.path.with_suffix(".scores.json").unlink(missing_ok=True)
+    scored = []
+    real = bpc.model_bits
+    monkeypatch.setattr("kdlib.bpc.model_bits", lambda model, tokens: scored.append(len(tokens)) or real(model, tokens))
+    test_only = experiments.fair_scores(teacher, tiny, splits=("test",))
+    assert scored == [len(tiny.tokens_test)] and "val_bpc" not in test_only and "calibration" in test_only
+    both = experiments.fair_scores(teacher, tiny)
+    assert scored == [len(tiny.tokens_test), len(tiny.tokens_val)]  # only the missing split is scored
+    assert both["test_bpc"] == test_only["test_bpc"] and both["val_bpc"] > 0
+    language._FAIR.clear()
+    assert experiments.fair_scores(teacher, tiny) == both  # both kept in the file
+    assert scored == [len(tiny.tokens_test), len(tiny.tokens_val)]
+    with pytest.raises(ValueError, match="splits"):
+        experiments.fair_scores(teacher, tiny, splits=("train",))

@@ -95,3 +95,60 @@ def test_autograde_and_feedback(course_dir):
         assert "<html" in html and "Score:" in html
     unsolved = (course_dir / "feedback" / "unsolved" / "lesson0" / GRADED.replace(".ipynb", ".html")).read_text()
     assert "not done yet" in unsolved and "most recent call last" not in unsolved  # the friendly line, no traceback
+
+
+MALICIOUS = '''import os, socket
+for name in ("gradebook.db", "source", "release"):  # the course folder, seen from autograded/<student>/lesson0/
+    path = os.path.join("..", "..", "..", name)
+    print(name, "visible" if os.path.exists(path) else "hidden")
+try:
+    os.remove(os.path.join("..", "..", "..", "gradebook.db"))
+    print("gradebook removed")
+except OSError as err:
+    print("remove refused:", type(err).__name__)
+try:
+    socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    print("network reached")
+except OSError as err:
+    print("network refused:", type(err).__name__)
+'''
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test installs it as root)")
+def test_sandboxed_grading_keeps_the_gradebook_and_the_network_away_from_a_submission(course_dir):
+    """`python -m kdlib grade`: a solved submission whose answer cell tries to delete the gradebook and reach
+    a server on the grader's loopback still gets its marks, and finds neither."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    nb = nbformat.read(course_dir / "source" / "lesson0" / GRADED, as_version=4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    answer.source = MALICIOUS.replace("PORT", str(server.getsockname()[1])) + answer.source
+    (course_dir / "submitted" / "mallory" / "lesson0").mkdir(parents=True)
+    nbformat.write(nb, course_dir / "submitted" / "mallory" / "lesson0" / GRADED)
+    before = (course_dir / "gradebook.db").stat().st_size if (course_dir / "gradebook.db").exists() else None
+
+    out = _kdlib(course_dir, "grade", "lesson0", "--student=mallory", "--create")
+    server.close()
+    assert (course_dir / "gradebook.db").exists() and (before is None or (course_dir / "gradebook.db").stat().st_size)
+    score, max_score, _ = _scores(course_dir, "mallory")
+    assert score == max_score == 2.0  # the sandbox changes where code runs, not how it is graded
+    graded = nbformat.read(course_dir / "autograded" / "mallory" / "lesson0" / GRADED, as_version=4)
+    printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "gradebook.db hidden" in printed and "source hidden" in printed and "release hidden" in printed
+    assert "remove refused" in printed and "network refused" in printed
+    assert "gradebook removed" not in printed and "network reached" not in printed
+    assert "Read these cells" in out and "deletes files" in out  # flagged for a person to read
+
+
+def _kdlib(home: Path, *args: str) -> str:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KDLIB_SMOKE": "1", "PATH": path, "PYTHONPATH": pythonpath,
+           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(home / ".runtime")}
+    out = subprocess.run([sys.executable, "-m", "kdlib", *args], cwd=home, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, f"kdlib {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr

@@ -96,14 +96,16 @@ def _save_scores(entry: Entry, saved: dict) -> None:
         pass
 
 
-def fair_scores(entry: Entry, data) -> dict:
+def fair_scores(entry: Entry, data, *, splits: tuple[str, ...] = ("val", "test")) -> dict:
     """Bits per character of a zoo model on the validation and test plays with the one fair scorer (:mod:`kdlib.bpc`).
 
     Sliding windows, stride half a context: every character scored once with at least 33 characters
     of history — the scorer every language-model route of lessons 8–10 is judged by (the n-gram with
     :func:`kdlib.bpc.ngram_bits` on the same targets).  ``val_bpc``, ``test_bpc``, ``test_entropy``
     (the model's mean entropy there, bits) and ``calibration`` = entropy − bpc (negative: more sure
-    than right).  Computed once per model, data set and thread count, and kept beside the checkpoint
+    than right).  ``splits`` names what must be scored (``("test",)`` skips the validation split
+    for a model that no choice is made on — lesson 10's grid); the result holds every split scored
+    so far.  Computed once per model, data set and thread count, and kept beside the checkpoint
     (``<checkpoint>.scores.json``, keyed by the weights' digest, the data set's checksum and size, the
     context and torch's thread count — the last digits of a sum depend on it), so a later run reads
     them instead of scoring again; a read-only zoo keeps them for the session only.
@@ -114,17 +116,24 @@ def fair_scores(entry: Entry, data) -> dict:
 
     from ..bpc import model_bits
 
+    unknown = set(splits) - {"val", "test"}
+    if unknown or not splits:
+        raise ValueError(f"splits must be among 'val' and 'test', got {splits!r}")
     key = (entry.digest, data.info.get("sha256"), len(data.tokens_test), data.context, torch.get_num_threads())
     if key not in _FAIR:
-        name = "|".join(map(str, key))
+        _FAIR[key] = _saved_scores(entry).get("|".join(map(str, key)), {})
+    scores = _FAIR[key]
+    missing = [s for s in splits if f"{s}_bpc" not in scores]
+    if missing:
+        for split in missing:
+            score = model_bits(entry.model, getattr(data, f"tokens_{split}"))
+            scores[f"{split}_bpc"] = score.bpc
+            if split == "test":
+                scores.update(test_entropy=score.entropy, calibration=score.entropy - score.bpc)
         saved = _saved_scores(entry)
-        if name not in saved:
-            val, test = (model_bits(entry.model, getattr(data, f"tokens_{s}")) for s in ("val", "test"))
-            saved[name] = {"val_bpc": val.bpc, "test_bpc": test.bpc, "test_entropy": test.entropy,
-                           "calibration": test.entropy - test.bpc}
-            _save_scores(entry, saved)
-        _FAIR[key] = saved[name]
-    return dict(_FAIR[key])
+        saved["|".join(map(str, key))] = scores
+        _save_scores(entry, saved)
+    return dict(scores)
 
 
 @dataclass(frozen=True)

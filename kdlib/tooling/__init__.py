@@ -21,11 +21,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class NotebookError(ValueError):
+    """A notebook file that is not valid JSON, not a notebook, or has a broken solution marker; names the file."""
+
+
 def read_notebook(path: Path):
-    """A notebook file as an ``nbformat`` node (version 4)."""
+    """A notebook file as an ``nbformat`` node (version 4); :class:`NotebookError` naming the file if it is none."""
     import nbformat
 
-    return nbformat.read(path, as_version=4)
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - broken JSON (NotJSONError), an unknown nbformat, a schema error
+        raise NotebookError(f"{path}: not a readable notebook ({type(err).__name__}: {str(err)[:300]})") from err
 
 
 def notebook_text(nb) -> str:

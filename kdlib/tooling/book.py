@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ROOT, runner
+from . import ROOT, NotebookError, read_notebook, runner
 from .grading import BEGIN, strip_solution
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -235,7 +235,10 @@ def _write_project(src: Path, source: Path, names: list[str] | None, smoke: bool
     for path in sorted(source.glob("[0-9]*.ipynb")):
         if names and not any(n in path.name for n in names):
             continue
-        nb = for_the_book(nbformat.read(path, as_version=4))
+        try:
+            nb = for_the_book(read_notebook(path))
+        except ValueError as err:  # an unclosed or stray solution marker: say which notebook
+            raise NotebookError(err if isinstance(err, NotebookError) else f"{path}: {err}") from err
         nbformat.write(nb, src / path.name)
         lessons.append((path.stem, _title(nb, path.stem)))
     if not lessons:

@@ -1,4 +1,4 @@
-"""kdlib's command line: python -m kdlib doctor | data fetch | data verify | course build | course run | book | bench."""
+"""kdlib's command line: python -m kdlib doctor | data fetch | data verify | course build | course run | book | bench | grade."""
 from __future__ import annotations
 
 import argparse
@@ -103,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     book_p.add_argument("--source", type=Path, default=None, help="folder of executed notebooks with summary.md")
     book_p.add_argument("--out", type=Path, default=Path("build") / "book", help="where the site goes")
     book_p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
+    grade_p = sub.add_parser("grade", help="nbgrader autograde with every submission's kernel in a bubblewrap sandbox "
+                                           "(no network, the course folder hidden); other options go to nbgrader")
+    grade_p.add_argument("assignment", help="the assignment to autograde, as nbgrader names it")
+    grade_p.add_argument("--course", type=Path, default=Path("."), help="nbgrader's course folder (default: here)")
     return parser
 
 
@@ -112,13 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command in ("course", "book") and not any(e.startswith("-") for e in extra):
         args.names += extra  # names given after --out DIR, as well as before it
-    elif extra:
+    elif extra and args.command != "grade":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "book":
-        from . import book
+        from . import NotebookError, book
 
-        book.build(args.out.resolve(), args.source.resolve() if args.source else None, args.names or None)
+        try:
+            book.build(args.out.resolve(), args.source.resolve() if args.source else None, args.names or None)
+        except (NotebookError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         return 0
+    if args.command == "grade":
+        from . import sandbox
+
+        try:
+            return sandbox.grade(args.assignment, args.course, extra)
+        except (sandbox.SandboxUnavailable, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.command == "doctor":
         from ..doctor import report
 
@@ -131,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "build":
             try:
                 written = lessons.build()
-            except pairing.PairConflictError as err:
+            except (pairing.PairConflictError, ValueError) as err:  # a clash, a broken notebook or marker (file named)
                 print(f"error: {err}", file=sys.stderr)
                 return 1
             for path in written:

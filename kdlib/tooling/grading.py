@@ -2,8 +2,9 @@
 
 The solutions are also nbgrader's source notebooks, so an instructor can release and autograde
 them with nbgrader itself (README, "For instructors").  :func:`grade_cells` makes that so on every
-``make lessons``: an exercise cell's check call (``kd.checks.check_x(...)`` after the solution region)
-is moved into a cell of its own, the exercise cell gets nbgrader's *autograded answer* metadata
+``make lessons``: an exercise cell's check call (``from kdlib.checks import check_x`` and
+``check_x(...)`` after the solution region; the check is imported in the locked cell itself, so an
+answer cell that rebinds ``kd`` or ``check_x`` cannot stand in for it) is moved into a cell of its own, the exercise cell gets nbgrader's *autograded answer* metadata
 (``solution``, ``grade_id = "x"``) and the check cell nbgrader's *autograder test* metadata
 (``grade``, ``locked``, 1 point, ``grade_id = "check_x"``).  A check raises when the answer is wrong
 or missing (:mod:`kdlib.checks`), which is how nbgrader scores the cell 0; the lessons tag those
@@ -24,8 +25,21 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 NBGRADER_SCHEMA = 3
 #: Points for each exercise's check cell.
 POINTS = 1
-# A check call at the top level of a cell: ``kd.checks.check_x(...)`` or ``name = kd.checks.check_x(...)``.
-_CHECK = re.compile(r"^(?:[\w, ]+=\s*)?kd\.checks\.(check_\w+)\(", re.M)
+#: A check cell: ``from kdlib.checks import check_x`` then ``check_x(...)`` (the check taken from kdlib in the
+#: locked cell itself, so an answer cell that rebinds ``kd`` or ``check_x`` cannot stand in for it), or
+#: ``kd.checks.check_x(...)``.
+_CHECK = re.compile(r"^(?:[\w, ]+=\s*)?(?:kd\.checks\.)?(check_\w+)\(", re.M)
+_CHECK_IMPORT = re.compile(r"^from kdlib\.checks import (check_\w+)\s*$", re.M)
+
+
+def _check_name(source: str) -> str | None:
+    """The ``check_x`` a check cell calls (``kd.checks.check_x(...)``, or ``check_x(...)`` after importing it
+    from ``kdlib.checks`` in the same cell), else ``None``."""
+    for found in _CHECK.finditer(source):
+        if found.group(0).rstrip("(").endswith("kd.checks." + found.group(1)) or \
+                found.group(1) in _CHECK_IMPORT.findall(source):
+            return found.group(1)
+    return None
 
 
 def strip_solution(source: str, where: str) -> tuple[str, bool]:
@@ -60,7 +74,7 @@ def _split_check(cell):
     if not tail:
         return None
     head, rest = "\n".join(lines[: tail[0]]).rstrip(), "\n".join(lines[tail[0]:]).strip("\n")
-    if not _CHECK.search(rest):
+    if _check_name(rest) is None:
         return None  # not a check: the code stays where it is
     cell.source = head
     check = nbformat.v4.new_code_cell(rest)
@@ -74,7 +88,8 @@ def grade_cells(solution, solution_name: str = "notebook"):
     """Give a solution notebook nbgrader's cell metadata, in place; return it.
 
     Every cell with a solution region becomes an *autograded answer* cell (``solution: true``), and
-    the code cell right after it, which must call a ``kd.checks.check_x``, an *autograder test* cell
+    the code cell right after it, which must call a check (``from kdlib.checks import check_x`` and
+    ``check_x(...)``, or ``kd.checks.check_x(...)``), an *autograder test* cell
     (``grade: true``, ``locked``, :data:`POINTS` points); an exercise with no check gets the grade id
     ``exercise_N`` and nothing to autograde.  A check call at the end of the exercise cell
     itself is first moved into a cell of its own (id: the exercise's id + ``-check``).  The grade ids
@@ -97,8 +112,8 @@ def grade_cells(solution, solution_name: str = "notebook"):
     for n, k in enumerate(exercises, start=1):
         answer = cells[k]
         test = next((c for c in cells[k + 1:] if c.cell_type == "code"), None)
-        found = _CHECK.search(test.source) if test is not None and BEGIN not in test.source else None
-        name = found.group(1)[len("check_"):] if found else f"exercise_{n}"  # no check: nothing to autograde
+        found = _check_name(test.source) if test is not None and BEGIN not in test.source else None
+        name = found[len("check_"):] if found else f"exercise_{n}"  # no check: nothing to autograde
         while name in used:
             name += "_2"
         used.add(name)
