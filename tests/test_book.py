@@ -186,6 +186,15 @@ def test_a_progress_bar_is_kept_as_text_not_called_an_interactive_widget():
            "bar": {"model_name": "FloatProgressModel", "state": {"value": 16, "max": 16}}}
     (out,) = nb_with(bar)
     assert out.output_type == "stream" and out.text.startswith("fit: 100%")
+    # the last frame, from the saved widget state (the text/plain copy is the first frame: 0%)
+    tqdm_like = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_bar", "IPY_MODEL_r"]}},
+                 "l": {"model_name": "HTMLModel", "state": {"value": "teacher: 100%"}},
+                 "bar": {"model_name": "FloatProgressModel", "state": {"value": 12, "max": 12}},
+                 "r": {"model_name": "HTMLModel", "state": {"value": " 12/12 [16:03&lt;00:00, 80.3s/it]"}}}
+    (out,) = nb_with(tqdm_like)
+    assert out.text == "teacher: 100%|██████████|12/12 [16:03<00:00, 80.3s/it]\n"
+    half = {**tqdm_like, "bar": {"model_name": "FloatProgressModel", "state": {"value": 6, "max": 12}}}
+    assert "|█████     |" in nb_with(half)[0].text
     slider = {"box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_t"]}},
               "t": {"model_name": "FloatSliderModel", "state": {"description": "T", "value": 1.0}}}
     note = nb_with(slider)[0]

@@ -65,6 +65,12 @@ def parse_summary(text: str) -> tuple[dict[str, float], dict[str, list[tuple[str
     return seconds, results
 
 
+def _bar(value: float, total: float, width: int = 10) -> str:
+    """A progress bar's fill as text: ``width`` cells, full ones for the share done."""
+    done = min(max(value / total, 0.0), 1.0) if total else 0.0
+    return ("█" * round(done * width)).ljust(width)
+
+
 def _widget_fallback(output: dict, state: dict) -> list:
     """The outputs that stand in for a widget in a static page: what it showed, and its settings.
 
@@ -73,7 +79,7 @@ def _widget_fallback(output: dict, state: dict) -> list:
     import nbformat
 
     view = output["data"][WIDGET_VIEW]
-    settings, shown, progress = [], [], []
+    settings, shown, progress, parts = [], [], [], []
 
     def walk(model_id: str) -> None:
         model = state.get(model_id)
@@ -83,6 +89,10 @@ def _widget_fallback(output: dict, state: dict) -> list:
         name = model.get("model_name", "")
         if name.endswith("ProgressModel"):
             progress.append(name)
+            parts.append(_bar(s.get("value") or 0, s.get("max") or 0))
+        elif name == "HTMLModel":
+            text = html.unescape(re.sub(r"<[^>]+>", "", s.get("value") or "")).replace("\u2007", " ")  # tqdm's figure spaces
+            parts.append(text.strip())
         if name.endswith("SliderModel"):
             settings.append(f"{s.get('description') or 'value'} = {s.get('value')}")
         elif name == "OutputModel":
@@ -94,7 +104,9 @@ def _widget_fallback(output: dict, state: dict) -> list:
 
     walk(view.get("model_id", ""))
     if progress and not settings:
-        text = "".join(output["data"].get("text/plain", ""))
+        # the bar's last state (the widget state saved when the notebook finished), as tqdm prints it on a
+        # console: "left|██████████| right"; the text/plain copy is only the first frame
+        text = "|".join(p for p in parts if p) if len(parts) > 1 else "".join(output["data"].get("text/plain", ""))
         return [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")] if text else []
     note = ("<p><em>An interactive widget: below is what it showed when this notebook ran"
             + (f" ({html.escape(', '.join(settings))})" if settings else "")
