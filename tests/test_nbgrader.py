@@ -24,16 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 GRADED = "00_price_of_giants.ipynb"
 
 
-def _nbgrader(home: Path, *args: str) -> str:
+def _module(home: Path, module: str, *args: str) -> str:
+    """``python -m module args`` in the course folder ``home``, smoke size, with this checkout's kdlib."""
     # nbgrader runs `alembic` from PATH: the environment's bin/ goes first, as in an activated venv
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # this checkout's kdlib
     env = {**os.environ, "KDLIB_SMOKE": "1", "PATH": path, "PYTHONPATH": pythonpath,
            "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(home / ".runtime")}
-    out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=home, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=home, env=env, capture_output=True, text=True,
                          timeout=600)
-    assert out.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, f"{module} {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out.stdout + out.stderr
+
+
+def _nbgrader(home: Path, *args: str) -> str:
+    return _module(home, "nbgrader", *args)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +135,7 @@ def test_sandboxed_grading_keeps_the_gradebook_and_the_network_away_from_a_submi
     nbformat.write(nb, course_dir / "submitted" / "mallory" / "lesson0" / GRADED)
     before = (course_dir / "gradebook.db").stat().st_size if (course_dir / "gradebook.db").exists() else None
 
-    out = _kdlib(course_dir, "grade", "lesson0", "--student=mallory", "--create")
+    out = _module(course_dir, "kdlib", "grade", "lesson0", "--student=mallory", "--create")
     server.close()
     assert (course_dir / "gradebook.db").exists() and (before is None or (course_dir / "gradebook.db").stat().st_size)
     score, max_score, _ = _scores(course_dir, "mallory")
@@ -142,13 +147,3 @@ def test_sandboxed_grading_keeps_the_gradebook_and_the_network_away_from_a_submi
     assert "gradebook removed" not in printed and "network reached" not in printed
     assert "Read these cells" in out and "deletes files" in out  # flagged for a person to read
 
-
-def _kdlib(home: Path, *args: str) -> str:
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KDLIB_SMOKE": "1", "PATH": path, "PYTHONPATH": pythonpath,
-           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(home / ".runtime")}
-    out = subprocess.run([sys.executable, "-m", "kdlib", *args], cwd=home, env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, f"kdlib {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
