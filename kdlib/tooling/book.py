@@ -247,10 +247,11 @@ def _write_project(src: Path, source: Path, names: list[str] | None, smoke: bool
     for path in sorted(source.glob("[0-9]*.ipynb")):
         if names and not any(n in path.name for n in names):
             continue
+        nb = read_notebook(path)  # broken JSON: a NotebookError naming the file
         try:
-            nb = for_the_book(read_notebook(path))
+            nb = for_the_book(nb)
         except ValueError as err:  # an unclosed or stray solution marker: say which notebook
-            raise NotebookError(err if isinstance(err, NotebookError) else f"{path}: {err}") from err
+            raise NotebookError(f"{path}: {err}") from err
         nbformat.write(nb, src / path.name)
         lessons.append((path.stem, _title(nb, path.stem)))
     if not lessons:

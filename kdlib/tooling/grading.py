@@ -4,8 +4,8 @@ The solutions are also nbgrader's source notebooks, so an instructor can release
 them with nbgrader itself (README, "For instructors").  :func:`grade_cells` makes that so on every
 ``make lessons``: an exercise cell's check call (``from kdlib.checks import check_x`` and
 ``check_x(...)`` after the solution region; the check is imported in the locked cell itself, so an
-answer cell that rebinds ``kd`` or ``check_x`` cannot stand in for it) is moved into a cell of its own, the exercise cell gets nbgrader's *autograded answer* metadata
-(``solution``, ``grade_id = "x"``) and the check cell nbgrader's *autograder test* metadata
+answer cell that rebinds ``kd`` or ``check_x`` cannot stand in for it) is moved into a cell of its
+own, the exercise cell gets nbgrader's *autograded answer* metadata (``solution``, ``grade_id = "x"``) and the check cell nbgrader's *autograder test* metadata
 (``grade``, ``locked``, 1 point, ``grade_id = "check_x"``).  A check raises when the answer is wrong
 or missing (:mod:`kdlib.checks`), which is how nbgrader scores the cell 0; the lessons tag those
 cells ``raises-exception``.  The stub is nbgrader's own (``raise NotImplementedError()``), so
